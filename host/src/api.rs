@@ -1,0 +1,50 @@
+//! The REST API under `/api/v1`, the probes, and the request pipeline around them.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod openapi;
+pub mod rate_limit;
+pub mod records;
+pub mod request_context;
+pub mod state;
+
+use actix_web::web;
+
+use crate::domain::RESOURCES;
+use records::SpecRef;
+
+/// Registers every route. The OpenAPI document is derived from the same tables
+/// (`RESOURCES` and [`openapi::EXTRA_ROUTES`]), and a test checks they agree.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready));
+    let mut v1 = web::scope("/api/v1")
+        .route("/auth/info", web::get().to(auth::info))
+        .route("/auth/check", web::get().to(auth::check))
+        .route("/openapi.json", web::get().to(openapi::document));
+    for spec in RESOURCES {
+        let collection = if spec.writable {
+            web::resource("")
+                .route(web::get().to(records::list))
+                .route(web::post().to(records::create))
+        } else {
+            web::resource("").route(web::get().to(records::list))
+        };
+        let item = if spec.writable {
+            web::resource("/{id}")
+                .route(web::get().to(records::get))
+                .route(web::put().to(records::update))
+                .route(web::delete().to(records::delete))
+        } else {
+            web::resource("/{id}").route(web::get().to(records::get))
+        };
+        v1 = v1.service(
+            web::scope(&format!("/{}", spec.path))
+                .app_data(SpecRef(spec))
+                .service(collection.default_service(web::to(records::method_not_allowed)))
+                .service(item.default_service(web::to(records::method_not_allowed))),
+        );
+    }
+    cfg.service(v1.default_service(web::to(records::not_found)));
+}

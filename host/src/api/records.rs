@@ -1,0 +1,129 @@
+//! Generic handlers for every [`ResourceSpec`]: list, get, create, update, delete.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::auth::principal;
+use super::error::{ApiError, parse_json};
+use super::state::AppState;
+use crate::domain::listing::{self, Paging};
+use crate::domain::resource::{DeleteMode, ResourceSpec};
+use crate::store::records;
+
+/// The spec a route serves, attached to its scope as app data.
+#[derive(Debug, Clone, Copy)]
+pub struct SpecRef(pub &'static ResourceSpec);
+
+fn spec(req: &HttpRequest) -> Result<&'static ResourceSpec, ApiError> {
+    req.app_data::<SpecRef>()
+        .map(|s| s.0)
+        .ok_or_else(|| ApiError::Internal("route without resource spec".into()))
+}
+
+/// Decodes the query string into ordered pairs; malformed encoding is a 400.
+pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::field("query", format!("malformed query string: {e}")))
+}
+
+fn project(mut row: records::Record, fields: Option<&Vec<String>>) -> Value {
+    if let Some(fields) = fields {
+        row.retain(|k, _| fields.iter().any(|f| f == k));
+    }
+    Value::Object(row)
+}
+
+/// `GET /{resources}`.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let spec = spec(&req)?;
+    let q = listing::parse(spec, &query_pairs(&req)?)?;
+    let result = records::list(&state.store, spec, &q).await?;
+    let data: Vec<Value> = result.rows.into_iter().map(|r| project(r, q.fields.as_ref())).collect();
+    let body = match q.paging {
+        Paging::Offset { page, per_page } => json!({
+            "data": data, "total": result.total, "page": page, "per_page": per_page,
+        }),
+        Paging::Cursor { limit, .. } => json!({
+            "data": data, "total": result.total, "per_page": limit, "next_cursor": result.next_cursor,
+        }),
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+/// `GET /{resources}/{id}`.
+pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let spec = spec(&req)?;
+    let pairs = query_pairs(&req)?;
+    let mut fields = None;
+    for (k, v) in pairs {
+        if k != "fields" {
+            return Err(ApiError::field(k, "is not a query parameter here (only fields)"));
+        }
+        let names: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        if let Some(bad) = names.iter().find(|n| spec.column_kind(n).is_none()) {
+            return Err(ApiError::field("fields", format!("\"{bad}\" is not a field of {}", spec.singular)));
+        }
+        fields = Some(names);
+    }
+    let row = records::get(&state.store, spec, &id).await?;
+    Ok(HttpResponse::Ok().json(project(row, fields.as_ref())))
+}
+
+/// `POST /{resources}` → 201 with the stored record.
+pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let spec = spec(&req)?;
+    let body = parse_json(&body)?;
+    let mut values = spec.validate_create(&body)?;
+    let id = match body.get("id") {
+        None | Some(Value::Null) => records::new_id(spec.id_prefix),
+        Some(Value::String(id)) => {
+            certctl_core::id::validate(spec.id_prefix, id).map_err(|e| ApiError::field("id", format!("id: {e}")))?;
+            id.clone()
+        }
+        Some(_) => return Err(ApiError::field("id", "id: must be a string")),
+    };
+    values.remove("id");
+    let now = state.clock.now_text();
+    let record = records::create(&state.store, spec, &id, values, &now, &principal(&req).actor).await?;
+    Ok(HttpResponse::build(StatusCode::CREATED)
+        .insert_header(("Location", format!("/api/v1/{}/{id}", spec.path)))
+        .json(Value::Object(record)))
+}
+
+/// `PUT /{resources}/{id}`: changes the fields present in the body; others keep their values.
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let spec = spec(&req)?;
+    let body = parse_json(&body)?;
+    let current = records::get(&state.store, spec, &id).await?;
+    let changes = spec.validate_update(&body, &current)?;
+    let now = state.clock.now_text();
+    let record = records::update(&state.store, spec, &id, changes, &now, &principal(&req).actor).await?;
+    Ok(HttpResponse::Ok().json(Value::Object(record)))
+}
+
+/// `DELETE /{resources}/{id}` → 204 (certificates are archived, not removed).
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let spec = spec(&req)?;
+    if spec.delete == DeleteMode::Forbidden {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let now = state.clock.now_text();
+    records::delete(&state.store, spec, &id, &now, &principal(&req).actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Answer for a method a route does not support.
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Answer for a path no route serves.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+}

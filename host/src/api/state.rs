@@ -1,0 +1,39 @@
+//! What every handler shares: the store, the clock and the request-pipeline settings.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::rate_limit::{Rate, RateLimiter};
+use crate::clock::Clock;
+use crate::config::AuthType;
+use crate::store::Store;
+use crate::store::api_calls::ApiCall;
+
+/// Shared application state, one instance behind `web::Data`.
+#[derive(Debug)]
+pub struct AppState {
+    /// Storage.
+    pub store: Store,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// How callers authenticate.
+    pub auth_type: AuthType,
+    /// Request body limit in bytes.
+    pub max_body_size: usize,
+    /// Rate limiting, when enabled.
+    pub rate_limit: Option<RateLimits>,
+    /// Queue to the API-call log writer (drained at shutdown).
+    pub api_calls: mpsc::UnboundedSender<ApiCall>,
+}
+
+/// Limiter plus the two rates (anonymous callers by IP, authenticated callers by key).
+#[derive(Debug)]
+pub struct RateLimits {
+    /// Buckets.
+    pub limiter: RateLimiter,
+    /// Rate for callers identified only by IP.
+    pub per_ip: Rate,
+    /// Rate for callers identified by key.
+    pub per_key: Rate,
+}

@@ -1,0 +1,151 @@
+//! Server configuration: environment variables (`CERTCTL_*`) with flags for the common ones.
+//!
+//! clap reads both, so `--port 9000` and `CERTCTL_SERVER_PORT=9000` are the same setting;
+//! a malformed value stops the server at start with a message naming the variable.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// How the API listener is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsMode {
+    /// HTTPS with a server certificate issued at first start by a bootstrap CA in the data dir.
+    Auto,
+    /// HTTPS with the operator's certificate and key files.
+    Files,
+    /// Plain HTTP (warned about at start).
+    Off,
+}
+
+/// How API callers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthType {
+    /// `Authorization: Bearer <key>`; keys stored as SHA-256.
+    #[value(name = "api-key")]
+    ApiKey,
+    /// No authentication (warned about at start).
+    None,
+}
+
+impl AuthType {
+    /// The spelling served by `/api/v1/auth/info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::ApiKey => "api-key",
+            AuthType::None => "none",
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting of `certctl-server`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "certctl-server", version, about = "certctl control plane: REST API, scheduler, PKI")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long = "host", env = "CERTCTL_SERVER_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long = "port", env = "CERTCTL_SERVER_PORT", default_value_t = 8443)]
+    pub port: u16,
+    /// Directory for the SQLite database, CA material and generated keys.
+    #[arg(long = "data-dir", env = "CERTCTL_DATA_DIR", default_value = "./certctl-data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default is a SQLite file in the data dir. `postgres://…` selects PostgreSQL.
+    #[arg(long = "database-url", env = "CERTCTL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// TLS mode of the API listener.
+    #[arg(long = "tls-mode", env = "CERTCTL_TLS_MODE", value_enum, default_value = "auto")]
+    pub tls_mode: TlsMode,
+    /// Certificate chain (PEM) for `--tls-mode files`.
+    #[arg(long = "tls-cert", env = "CERTCTL_TLS_CERT_PATH")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// Private key (PEM) for `--tls-mode files`.
+    #[arg(long = "tls-key", env = "CERTCTL_TLS_KEY_PATH")]
+    pub tls_key_path: Option<PathBuf>,
+    /// Authentication of API callers.
+    #[arg(long = "auth-type", env = "CERTCTL_AUTH_TYPE", value_enum, default_value = "api-key")]
+    pub auth_type: AuthType,
+    /// Seeds (or replaces) the key named `admin`. Without it and without any key, one is generated and printed once.
+    #[arg(long = "admin-api-key", env = "CERTCTL_ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
+    /// `text` or `json` log lines.
+    #[arg(long = "log-format", env = "CERTCTL_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (`info`, `debug`, `certctl_host=debug,sqlx=warn`, …).
+    #[arg(long = "log-level", env = "CERTCTL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "CERTCTL_MAX_BODY_SIZE", default_value_t = 1_048_576)]
+    pub max_body_size: usize,
+    /// Per-caller token-bucket rate limiting.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_ENABLED", default_value_t = true, action = ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+    /// Requests per second refilled into each caller's bucket.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_RPS", default_value_t = 50.0)]
+    pub rate_limit_rps: f64,
+    /// Bucket size (burst).
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+    /// RPS for authenticated callers; 0 uses `CERTCTL_RATE_LIMIT_RPS`.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_PER_USER_RPS", default_value_t = 0.0)]
+    pub rate_limit_per_user_rps: f64,
+    /// Burst for authenticated callers; 0 uses `CERTCTL_RATE_LIMIT_BURST`.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_PER_USER_BURST", default_value_t = 0)]
+    pub rate_limit_per_user_burst: u32,
+    /// Comma-separated allowed CORS origins, or `*`; empty denies all cross-origin requests.
+    #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+    /// Budget for draining in-flight work on SIGTERM/SIGINT.
+    #[arg(long, env = "CERTCTL_AUDIT_FLUSH_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub shutdown_timeout_seconds: u64,
+}
+
+impl Config {
+    /// The database URL in effect (explicit, or the SQLite file in the data dir).
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| crate::store::default_sqlite_url(&self.data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::try_parse_from(["certctl-server"]).unwrap();
+        assert_eq!(c.port, 8443);
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.tls_mode, TlsMode::Auto);
+        assert_eq!(c.auth_type, AuthType::ApiKey);
+        assert_eq!(c.max_body_size, 1_048_576);
+        assert!(c.effective_database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Config::try_parse_from([
+            "certctl-server", "--port", "9000", "--tls-mode", "off", "--auth-type", "none",
+            "--rate-limit-enabled", "false",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.tls_mode, TlsMode::Off);
+        assert_eq!(c.auth_type, AuthType::None);
+        assert!(!c.rate_limit_enabled);
+        assert!(Config::try_parse_from(["certctl-server", "--tls-mode", "maybe"]).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! Issuers: the certificate authorities certctl requests certificates from.
+
+use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+
+/// Issuer types known to this build. Native connectors first; plugin issuers join in later.
+pub const TYPES: &[&str] = &["local", "acme"];
+
+/// `/api/v1/issuers`.
+pub static SPEC: ResourceSpec = ResourceSpec {
+    path: "issuers",
+    table: "issuers",
+    singular: "issuer",
+    id_prefix: "iss",
+    fields: &[
+        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
+        FieldSpec::new("type", Enum(TYPES), "Connector type").required().filter().sort(),
+        FieldSpec::new("config", Object, "Connector configuration (validated by the connector)").default("{}"),
+        FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs").default("true").filter(),
+    ],
+    timestamps: true,
+    created_field: CREATED_AT,
+    writable: true,
+    delete: DeleteMode::Remove,
+    time_filters: &[],
+    default_sort: "name",
+    doc: "Certificate authorities",
+};

@@ -1,0 +1,30 @@
+//! Deployment targets: the servers (nginx, apache, …) an agent installs certificates into.
+
+use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+
+/// Target connector types shipped with certctl.
+pub const TYPES: &[&str] = &[
+    "nginx", "apache", "haproxy", "traefik", "caddy", "envoy", "postfix", "dovecot",
+];
+
+/// `/api/v1/targets`.
+pub static SPEC: ResourceSpec = ResourceSpec {
+    path: "targets",
+    table: "deployment_targets",
+    singular: "target",
+    id_prefix: "t",
+    fields: &[
+        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
+        FieldSpec::new("type", Enum(TYPES), "Target connector").required().filter().sort(),
+        FieldSpec::new("agent_id", Text, "Agent that deploys to this target").references("agents").filter(),
+        FieldSpec::new("config", Object, "Connector configuration (paths, reload command name, …)").default("{}"),
+        FieldSpec::new("enabled", Bool, "Disabled targets receive no deployments").default("true").filter(),
+    ],
+    timestamps: true,
+    created_field: CREATED_AT,
+    writable: true,
+    delete: DeleteMode::Remove,
+    time_filters: &[],
+    default_sort: "name",
+    doc: "Deployment targets",
+};

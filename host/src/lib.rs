@@ -1,0 +1,11 @@
+//! certctl-server: the control plane library. `main.rs` only parses configuration and calls
+//! [`server::run`]; everything else lives here so integration tests can reach it.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
