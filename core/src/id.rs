@@ -75,8 +75,14 @@ mod tests {
 
     #[test]
     fn refuses_wrong_prefix_empty_rest_and_bad_characters() {
-        assert!(matches!(validate("mc", "t-x"), Err(IdError::MissingPrefix { .. })));
-        assert!(matches!(validate("mc", "mcx"), Err(IdError::MissingPrefix { .. })));
+        assert!(matches!(
+            validate("mc", "t-x"),
+            Err(IdError::MissingPrefix { .. })
+        ));
+        assert!(matches!(
+            validate("mc", "mcx"),
+            Err(IdError::MissingPrefix { .. })
+        ));
         assert_eq!(validate("mc", "mc-"), Err(IdError::Empty));
         assert_eq!(validate("mc", "mc-a b"), Err(IdError::BadCharacter));
         assert_eq!(validate("mc", "mc-ü"), Err(IdError::BadCharacter));

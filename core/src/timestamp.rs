@@ -16,9 +16,8 @@ pub struct TimestampError(#[from] time::error::Parse);
 /// Formats an instant in the canonical stored form.
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     // Formatting a UTC datetime with a fixed description cannot fail for years 0..=9999.
     t.format(&fmt).unwrap_or_else(|_| t.to_string())
 }
@@ -41,7 +40,10 @@ mod tests {
     fn canonical_form_is_fixed_width_utc() {
         let t = parse("2026-11-25T12:30:00+02:00").unwrap();
         assert_eq!(format(t), "2026-11-25T10:30:00.000Z");
-        assert_eq!(normalize("2026-01-02T03:04:05.123456Z").unwrap(), "2026-01-02T03:04:05.123Z");
+        assert_eq!(
+            normalize("2026-01-02T03:04:05.123456Z").unwrap(),
+            "2026-01-02T03:04:05.123Z"
+        );
     }
 
     #[test]

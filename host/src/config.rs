@@ -49,7 +49,11 @@ pub enum LogFormat {
 
 /// Every setting of `certctl-server`.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "certctl-server", version, about = "certctl control plane: REST API, scheduler, PKI")]
+#[command(
+    name = "certctl-server",
+    version,
+    about = "certctl control plane: REST API, scheduler, PKI"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long = "host", env = "CERTCTL_SERVER_HOST", default_value = "0.0.0.0")]
@@ -58,13 +62,26 @@ pub struct Config {
     #[arg(long = "port", env = "CERTCTL_SERVER_PORT", default_value_t = 8443)]
     pub port: u16,
     /// Directory for the SQLite database, CA material and generated keys.
-    #[arg(long = "data-dir", env = "CERTCTL_DATA_DIR", default_value = "./certctl-data")]
+    #[arg(
+        long = "data-dir",
+        env = "CERTCTL_DATA_DIR",
+        default_value = "./certctl-data"
+    )]
     pub data_dir: PathBuf,
     /// Database URL; default is a SQLite file in the data dir. `postgres://…` selects PostgreSQL.
-    #[arg(long = "database-url", env = "CERTCTL_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long = "database-url",
+        env = "CERTCTL_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// TLS mode of the API listener.
-    #[arg(long = "tls-mode", env = "CERTCTL_TLS_MODE", value_enum, default_value = "auto")]
+    #[arg(
+        long = "tls-mode",
+        env = "CERTCTL_TLS_MODE",
+        value_enum,
+        default_value = "auto"
+    )]
     pub tls_mode: TlsMode,
     /// Certificate chain (PEM) for `--tls-mode files`.
     #[arg(long = "tls-cert", env = "CERTCTL_TLS_CERT_PATH")]
@@ -73,13 +90,27 @@ pub struct Config {
     #[arg(long = "tls-key", env = "CERTCTL_TLS_KEY_PATH")]
     pub tls_key_path: Option<PathBuf>,
     /// Authentication of API callers.
-    #[arg(long = "auth-type", env = "CERTCTL_AUTH_TYPE", value_enum, default_value = "api-key")]
+    #[arg(
+        long = "auth-type",
+        env = "CERTCTL_AUTH_TYPE",
+        value_enum,
+        default_value = "api-key"
+    )]
     pub auth_type: AuthType,
     /// Seeds (or replaces) the key named `admin`. Without it and without any key, one is generated and printed once.
-    #[arg(long = "admin-api-key", env = "CERTCTL_ADMIN_API_KEY", hide_env_values = true)]
+    #[arg(
+        long = "admin-api-key",
+        env = "CERTCTL_ADMIN_API_KEY",
+        hide_env_values = true
+    )]
     pub admin_api_key: Option<String>,
     /// `text` or `json` log lines.
-    #[arg(long = "log-format", env = "CERTCTL_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long = "log-format",
+        env = "CERTCTL_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     /// Log filter (`info`, `debug`, `certctl_host=debug,sqlx=warn`, …).
     #[arg(long = "log-level", env = "CERTCTL_LOG_LEVEL", default_value = "info")]
@@ -106,7 +137,11 @@ pub struct Config {
     #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
     /// Budget for draining in-flight work on SIGTERM/SIGINT.
-    #[arg(long, env = "CERTCTL_AUDIT_FLUSH_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        env = "CERTCTL_AUDIT_FLUSH_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
     pub shutdown_timeout_seconds: u64,
 }
 
@@ -138,8 +173,15 @@ mod tests {
     #[test]
     fn flags_parse() {
         let c = Config::try_parse_from([
-            "certctl-server", "--port", "9000", "--tls-mode", "off", "--auth-type", "none",
-            "--rate-limit-enabled", "false",
+            "certctl-server",
+            "--port",
+            "9000",
+            "--tls-mode",
+            "off",
+            "--auth-type",
+            "none",
+            "--rate-limit-enabled",
+            "false",
         ])
         .unwrap();
         assert_eq!(c.port, 9000);

@@ -54,7 +54,11 @@ pub enum StartError {
 }
 
 fn cors(origins: &str) -> Cors {
-    let origins: Vec<&str> = origins.split(',').map(str::trim).filter(|o| !o.is_empty()).collect();
+    let origins: Vec<&str> = origins
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .collect();
     if origins.is_empty() {
         // Deny by default: no origin is allowed, so browsers block cross-origin calls.
         return Cors::default();
@@ -103,23 +107,36 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::warn!("CERTCTL_AUTH_TYPE=none: the API accepts every request without credentials");
     }
     let url = config.effective_database_url();
-    let store = Store::connect(&url).await.map_err(|source| StartError::Database {
-        url: redact(&url),
-        source,
-    })?;
+    let store = Store::connect(&url)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact(&url),
+            source,
+        })?;
     tracing::info!(database = %redact(&url), dialect = ?store.dialect(), "storage ready");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    seed_keys(&config, &store, clock.as_ref()).await.map_err(StartError::Keys)?;
+    seed_keys(&config, &store, clock.as_ref())
+        .await
+        .map_err(StartError::Keys)?;
 
     let tls = match config.tls_mode {
         TlsMode::Auto => {
             let (chain, key) = tls::ensure_auto(&config.data_dir, &config.host)?;
             tracing::info!(ca_bundle = %config.data_dir.join("ca-bundle.pem").display(), "serving HTTPS with the bootstrap CA");
-            Some(tls::server_config(&chain, &key, &config.data_dir.join("tls/server.pem"))?)
+            Some(tls::server_config(
+                &chain,
+                &key,
+                &config.data_dir.join("tls/server.pem"),
+            )?)
         }
-        TlsMode::Files => Some(tls::load_files(config.tls_cert_path.as_deref(), config.tls_key_path.as_deref())?),
+        TlsMode::Files => Some(tls::load_files(
+            config.tls_cert_path.as_deref(),
+            config.tls_key_path.as_deref(),
+        )?),
         TlsMode::Off => {
-            tracing::warn!("CERTCTL_TLS_MODE=off: serving plain HTTP; API keys travel in clear text");
+            tracing::warn!(
+                "CERTCTL_TLS_MODE=off: serving plain HTTP; API keys travel in clear text"
+            );
             None
         }
     };
@@ -128,12 +145,27 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let writer = tokio::spawn(write_api_calls(store.clone(), calls_rx));
 
     let rate_limit = config.rate_limit_enabled.then(|| {
-        let per_ip = Rate { per_second: config.rate_limit_rps, burst: config.rate_limit_burst };
-        let per_key = Rate {
-            per_second: if config.rate_limit_per_user_rps > 0.0 { config.rate_limit_per_user_rps } else { config.rate_limit_rps },
-            burst: if config.rate_limit_per_user_burst > 0 { config.rate_limit_per_user_burst } else { config.rate_limit_burst },
+        let per_ip = Rate {
+            per_second: config.rate_limit_rps,
+            burst: config.rate_limit_burst,
         };
-        RateLimits { limiter: RateLimiter::default(), per_ip, per_key }
+        let per_key = Rate {
+            per_second: if config.rate_limit_per_user_rps > 0.0 {
+                config.rate_limit_per_user_rps
+            } else {
+                config.rate_limit_rps
+            },
+            burst: if config.rate_limit_per_user_burst > 0 {
+                config.rate_limit_per_user_burst
+            } else {
+                config.rate_limit_burst
+            },
+        };
+        RateLimits {
+            limiter: RateLimiter::default(),
+            per_ip,
+            per_key,
+        }
     });
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -158,12 +190,19 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     .shutdown_timeout(config.shutdown_timeout_seconds);
 
     let addr = format!("{}:{}", config.host, config.port);
-    let bind_err = |source| StartError::Bind { addr: addr.clone(), source };
+    let bind_err = |source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    };
     let server = match tls {
         Some(tls) => server.bind_rustls_0_23(&addr, tls).map_err(bind_err)?,
         None => server.bind(&addr).map_err(bind_err)?,
     };
-    let scheme = if config.tls_mode == TlsMode::Off { "http" } else { "https" };
+    let scheme = if config.tls_mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
     for a in server.addrs() {
         tracing::info!("certctl-server listening on {scheme}://{a}");
     }

@@ -61,9 +61,9 @@ impl From<sqlx::Error> for StoreError {
                     ErrorKind::UniqueViolation => {
                         StoreError::Conflict(format!("already exists ({msg})"))
                     }
-                    ErrorKind::ForeignKeyViolation => StoreError::Conflict(format!(
-                        "still referenced by other records ({msg})"
-                    )),
+                    ErrorKind::ForeignKeyViolation => {
+                        StoreError::Conflict(format!("still referenced by other records ({msg})"))
+                    }
                     _ if is_connection_class(&db) => StoreError::Unavailable(msg),
                     _ => StoreError::Database(msg),
                 }
@@ -98,7 +98,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 
 /// The SQLite URL for the default database file inside the data dir.
 pub fn default_sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("certctl.db").display())
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("certctl.db").display()
+    )
 }
 
 impl Store {
@@ -198,7 +201,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redact_hides_passwords_only() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:****@h/db"
+        );
         assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
     }

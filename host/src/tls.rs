@@ -94,15 +94,20 @@ pub fn ensure_auto(data_dir: &Path, host: &str) -> Result<(String, String), TlsE
     } else {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, "certctl bootstrap TLS CA");
-        params.distinguished_name.push(DnType::OrganizationName, "certctl");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "certctl bootstrap TLS CA");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "certctl");
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
-        write_private(&ca_key_path, key.serialize_pem().as_bytes(), 0o600).map_err(io(&ca_key_path))?;
+        write_private(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)
+            .map_err(io(&ca_key_path))?;
         fs::write(&ca_cert_path, cert.pem()).map_err(io(&ca_cert_path))?;
         let _ = fs::remove_file(&cert_path);
         (cert.pem(), key)
@@ -134,10 +139,14 @@ pub fn ensure_auto(data_dir: &Path, host: &str) -> Result<(String, String), TlsE
     if host != "0.0.0.0" && host != "::" && host != "localhost" {
         match host.parse() {
             Ok(addr) => params.subject_alt_names.push(SanType::IpAddress(addr)),
-            Err(_) => params.subject_alt_names.push(SanType::DnsName(host.try_into()?)),
+            Err(_) => params
+                .subject_alt_names
+                .push(SanType::DnsName(host.try_into()?)),
         }
     }
-    params.distinguished_name.push(DnType::CommonName, "certctl-server");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "certctl-server");
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let now = OffsetDateTime::now_utc();
@@ -151,23 +160,41 @@ pub fn ensure_auto(data_dir: &Path, host: &str) -> Result<(String, String), TlsE
 }
 
 fn needs_renewal(cert_path: &Path) -> bool {
-    let Ok(pem) = fs::read(cert_path) else { return true };
-    let Ok(der) = CertificateDer::from_pem_slice(&pem) else { return true };
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else { return true };
+    let Ok(pem) = fs::read(cert_path) else {
+        return true;
+    };
+    let Ok(der) = CertificateDer::from_pem_slice(&pem) else {
+        return true;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return true;
+    };
     let not_after = cert.validity().not_after.timestamp();
     not_after - OffsetDateTime::now_utc().unix_timestamp() < RENEW_BEFORE_DAYS * 86_400
 }
 
 /// Builds the rustls server configuration from PEM text.
-pub fn server_config(chain_pem: &str, key_pem: &str, origin: &Path) -> Result<ServerConfig, TlsError> {
+pub fn server_config(
+    chain_pem: &str,
+    key_pem: &str,
+    origin: &Path,
+) -> Result<ServerConfig, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem { path: origin.to_owned(), message: e.to_string() })?;
+        .map_err(|e| TlsError::Pem {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::Pem { path: origin.to_owned(), message: "no certificate found".into() });
+        return Err(TlsError::Pem {
+            path: origin.to_owned(),
+            message: "no certificate found".into(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| TlsError::Pem { path: origin.to_owned(), message: format!("private key: {e}") })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| TlsError::Pem {
+        path: origin.to_owned(),
+        message: format!("private key: {e}"),
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -39,12 +39,23 @@ impl Principal {
 }
 
 /// Paths under `/api/v1` that answer without credentials.
-const PUBLIC: &[&str] = &["/api/v1/auth/info", "/api/v1/auth/check", "/api/v1/openapi.json"];
+const PUBLIC: &[&str] = &[
+    "/api/v1/auth/info",
+    "/api/v1/auth/check",
+    "/api/v1/openapi.json",
+];
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Resolves the caller from the `Authorization` header.
@@ -58,16 +69,25 @@ pub async fn resolve(req: &HttpRequest, state: &AppState) -> Result<Principal, A
     let owner = api_keys::find(&state.store, token)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
-    let kind = if owner.agent_id.is_some() { ActorKind::Agent } else { ActorKind::User };
+    let kind = if owner.agent_id.is_some() {
+        ActorKind::Agent
+    } else {
+        ActorKind::User
+    };
     Ok(Principal {
-        actor: Actor { name: owner.name, kind },
+        actor: Actor {
+            name: owner.name,
+            kind,
+        },
         admin: owner.admin,
         agent_id: owner.agent_id,
     })
 }
 
 fn client_ip(req: &ServiceRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Middleware: authenticates `/api/v1` requests (except the public ones) and applies the
@@ -78,10 +98,16 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let path = req.path();
     if !path.starts_with("/api/v1") || PUBLIC.contains(&path) {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let ip = client_ip(&req);
     let principal = match resolve(req.request(), &state).await {
@@ -89,7 +115,9 @@ pub async fn authenticate(
         Err(e) => {
             // Failed attempts count against the IP's bucket, which slows key guessing.
             if let Some(rl) = &state.rate_limit
-                && let Err(retry_after) = rl.limiter.check(&format!("ip:{ip}"), rl.per_ip, Instant::now())
+                && let Err(retry_after) =
+                    rl.limiter
+                        .check(&format!("ip:{ip}"), rl.per_ip, Instant::now())
             {
                 let resp = ApiError::TooManyRequests { retry_after }.error_response();
                 return Ok(req.into_response(resp).map_into_right_body());
@@ -108,16 +136,24 @@ pub async fn authenticate(
         }
     }
     req.extensions_mut().insert(principal);
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// The caller resolved by [`authenticate`]; anonymous when auth is off.
 pub fn principal(req: &HttpRequest) -> Principal {
-    req.extensions().get::<Principal>().cloned().unwrap_or_else(|| Principal {
-        actor: Actor { name: "anonymous".into(), kind: ActorKind::Anonymous },
-        admin: false,
-        agent_id: None,
-    })
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or_else(|| Principal {
+            actor: Actor {
+                name: "anonymous".into(),
+                kind: ActorKind::Anonymous,
+            },
+            admin: false,
+            agent_id: None,
+        })
 }
 
 /// `GET /api/v1/auth/info`: tells the dashboard whether to show a sign-in form.

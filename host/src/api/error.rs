@@ -100,7 +100,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { .. } => ApiError::NotFound(e.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Unavailable(m) => ApiError::Unavailable(format!("database unavailable: {m}")),
+            StoreError::Unavailable(m) => {
+                ApiError::Unavailable(format!("database unavailable: {m}"))
+            }
             StoreError::AppendOnly(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
         }
@@ -166,7 +168,9 @@ impl ResponseError for ApiError {
 /// Parses a request body as JSON with a message that says where it broke.
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::MalformedJson("request body is empty; send a JSON object".into()));
+        return Err(ApiError::MalformedJson(
+            "request body is empty; send a JSON object".into(),
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::MalformedJson(format!(

@@ -25,11 +25,41 @@ pub struct RouteDoc {
 
 /// Every non-generic route registered in [`super::configure`].
 pub const EXTRA_ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "get", path: "/health", summary: "Liveness probe (always 200)", authenticated: false, success: 200 },
-    RouteDoc { method: "get", path: "/ready", summary: "Readiness probe (503 when the database is unavailable)", authenticated: false, success: 200 },
-    RouteDoc { method: "get", path: "/api/v1/auth/info", summary: "Authentication mode", authenticated: false, success: 200 },
-    RouteDoc { method: "get", path: "/api/v1/auth/check", summary: "Validate credentials", authenticated: false, success: 200 },
-    RouteDoc { method: "get", path: "/api/v1/openapi.json", summary: "This document", authenticated: false, success: 200 },
+    RouteDoc {
+        method: "get",
+        path: "/health",
+        summary: "Liveness probe (always 200)",
+        authenticated: false,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/ready",
+        summary: "Readiness probe (503 when the database is unavailable)",
+        authenticated: false,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/auth/info",
+        summary: "Authentication mode",
+        authenticated: false,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/auth/check",
+        summary: "Validate credentials",
+        authenticated: false,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/openapi.json",
+        summary: "This document",
+        authenticated: false,
+        success: 200,
+    },
 ];
 
 fn schema_for(kind: FieldKind) -> Value {
@@ -52,7 +82,9 @@ fn schema_name(spec: &ResourceSpec) -> String {
         .split('_')
         .map(|w| {
             let mut c = w.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
         })
         .collect()
 }
@@ -71,14 +103,24 @@ fn record_schema(spec: &ResourceSpec) -> Value {
         }
         props.insert(name.to_owned(), s);
     }
-    let required: Vec<&str> = spec.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+    let required: Vec<&str> = spec
+        .fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
     json!({"type": "object", "properties": props, "required": required})
 }
 
 fn error_responses(codes: &[u16]) -> Map<String, Value> {
     codes
         .iter()
-        .map(|c| (c.to_string(), json!({"$ref": format!("#/components/responses/E{c}")})))
+        .map(|c| {
+            (
+                c.to_string(),
+                json!({"$ref": format!("#/components/responses/E{c}")}),
+            )
+        })
         .collect()
 }
 
@@ -130,7 +172,8 @@ fn resource_paths(spec: &ResourceSpec, paths: &mut Map<String, Value>) {
         "parameters": [id_param, {"name": "fields", "in": "query", "schema": {"type": "string"}}], "responses": get_responses,
     }));
     if spec.writable {
-        let body = json!({"required": true, "content": {"application/json": {"schema": reference}}});
+        let body =
+            json!({"required": true, "content": {"application/json": {"schema": reference}}});
         let mut created = error_responses(&[400, 401, 409, 413, 429]);
         created.insert("201".into(), json!({"description": "Created", "content": {"application/json": {"schema": reference}}}));
         collection.insert("post".into(), json!({
@@ -165,7 +208,9 @@ pub fn build() -> Value {
         schemas.insert(schema_name(spec), record_schema(spec));
     }
     for route in EXTRA_ROUTES {
-        let entry = paths.entry(route.path.to_owned()).or_insert_with(|| json!({}));
+        let entry = paths
+            .entry(route.path.to_owned())
+            .or_insert_with(|| json!({}));
         let mut op = json!({
             "operationId": route.path.trim_start_matches('/').replace(['/', '.', '-'], "_") + "_" + route.method,
             "summary": route.summary,
@@ -182,7 +227,14 @@ pub fn build() -> Value {
             "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}
     }));
     let mut responses = Map::new();
-    for (code, text) in [(400, "Invalid input (names the field)"), (401, "Missing or invalid API key"), (404, "Not found"), (409, "Conflict"), (413, "Body too large"), (429, "Rate limited (see Retry-After)")] {
+    for (code, text) in [
+        (400, "Invalid input (names the field)"),
+        (401, "Missing or invalid API key"),
+        (404, "Not found"),
+        (409, "Conflict"),
+        (413, "Body too large"),
+        (429, "Rate limited (see Retry-After)"),
+    ] {
         responses.insert(format!("E{code}"), json!({"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}));
     }
     json!({
@@ -212,9 +264,16 @@ mod tests {
     fn every_resource_has_its_paths_and_schema() {
         let doc = build();
         for spec in RESOURCES {
-            assert!(doc["paths"][format!("/api/v1/{}", spec.path)]["get"].is_object(), "{}", spec.path);
+            assert!(
+                doc["paths"][format!("/api/v1/{}", spec.path)]["get"].is_object(),
+                "{}",
+                spec.path
+            );
             assert!(doc["paths"][format!("/api/v1/{}/{{id}}", spec.path)]["get"].is_object());
-            assert_eq!(doc["paths"][format!("/api/v1/{}", spec.path)]["post"].is_object(), spec.writable);
+            assert_eq!(
+                doc["paths"][format!("/api/v1/{}", spec.path)]["post"].is_object(),
+                spec.writable
+            );
         }
         assert_eq!(doc["openapi"], "3.1.0");
     }

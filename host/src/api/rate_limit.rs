@@ -61,7 +61,10 @@ mod tests {
     #[test]
     fn burst_then_refill() {
         let l = RateLimiter::default();
-        let rate = Rate { per_second: 2.0, burst: 3 };
+        let rate = Rate {
+            per_second: 2.0,
+            burst: 3,
+        };
         let t0 = Instant::now();
         for _ in 0..3 {
             assert!(l.check("k", rate, t0).is_ok());

@@ -39,7 +39,11 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let spec = spec(&req)?;
     let q = listing::parse(spec, &query_pairs(&req)?)?;
     let result = records::list(&state.store, spec, &q).await?;
-    let data: Vec<Value> = result.rows.into_iter().map(|r| project(r, q.fields.as_ref())).collect();
+    let data: Vec<Value> = result
+        .rows
+        .into_iter()
+        .map(|r| project(r, q.fields.as_ref()))
+        .collect();
     let body = match q.paging {
         Paging::Offset { page, per_page } => json!({
             "data": data, "total": result.total, "page": page, "per_page": per_page,
@@ -52,17 +56,31 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 /// `GET /{resources}/{id}`.
-pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let spec = spec(&req)?;
     let pairs = query_pairs(&req)?;
     let mut fields = None;
     for (k, v) in pairs {
         if k != "fields" {
-            return Err(ApiError::field(k, "is not a query parameter here (only fields)"));
+            return Err(ApiError::field(
+                k,
+                "is not a query parameter here (only fields)",
+            ));
         }
-        let names: Vec<String> = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        let names: Vec<String> = v
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         if let Some(bad) = names.iter().find(|n| spec.column_kind(n).is_none()) {
-            return Err(ApiError::field("fields", format!("\"{bad}\" is not a field of {}", spec.singular)));
+            return Err(ApiError::field(
+                "fields",
+                format!("\"{bad}\" is not a field of {}", spec.singular),
+            ));
         }
         fields = Some(names);
     }
@@ -71,21 +89,34 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<Str
 }
 
 /// `POST /{resources}` → 201 with the stored record.
-pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let spec = spec(&req)?;
     let body = parse_json(&body)?;
     let mut values = spec.validate_create(&body)?;
     let id = match body.get("id") {
         None | Some(Value::Null) => records::new_id(spec.id_prefix),
         Some(Value::String(id)) => {
-            certctl_core::id::validate(spec.id_prefix, id).map_err(|e| ApiError::field("id", format!("id: {e}")))?;
+            certctl_core::id::validate(spec.id_prefix, id)
+                .map_err(|e| ApiError::field("id", format!("id: {e}")))?;
             id.clone()
         }
         Some(_) => return Err(ApiError::field("id", "id: must be a string")),
     };
     values.remove("id");
     let now = state.clock.now_text();
-    let record = records::create(&state.store, spec, &id, values, &now, &principal(&req).actor).await?;
+    let record = records::create(
+        &state.store,
+        spec,
+        &id,
+        values,
+        &now,
+        &principal(&req).actor,
+    )
+    .await?;
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header(("Location", format!("/api/v1/{}/{id}", spec.path)))
         .json(Value::Object(record)))
@@ -103,12 +134,24 @@ pub async fn update(
     let current = records::get(&state.store, spec, &id).await?;
     let changes = spec.validate_update(&body, &current)?;
     let now = state.clock.now_text();
-    let record = records::update(&state.store, spec, &id, changes, &now, &principal(&req).actor).await?;
+    let record = records::update(
+        &state.store,
+        spec,
+        &id,
+        changes,
+        &now,
+        &principal(&req).actor,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(Value::Object(record)))
 }
 
 /// `DELETE /{resources}/{id}` → 204 (certificates are archived, not removed).
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let spec = spec(&req)?;
     if spec.delete == DeleteMode::Forbidden {
         return Err(ApiError::MethodNotAllowed);
@@ -125,5 +168,9 @@ pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 /// Answer for a path no route serves.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
 }

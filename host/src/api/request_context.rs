@@ -34,8 +34,11 @@ fn is_probe(path: &str) -> bool {
 
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get(&REQUEST_ID)?.to_str().ok()?;
-    (v.len() <= 128 && !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then(|| v.to_owned())
+    (v.len() <= 128
+        && !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| v.to_owned())
 }
 
 /// Middleware; see the module comment.
@@ -48,7 +51,8 @@ pub async fn request_context(
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
 
     async move {
         let state = req.app_data::<web::Data<AppState>>().cloned();
@@ -61,7 +65,15 @@ pub async fn request_context(
                 Ok(None) => {}
                 Err(e) => {
                     let resp = req.into_response(e.error_response());
-                    let resp = finish(resp.map_into_right_body(), state.as_ref(), &request_id, &method, &path, None, started);
+                    let resp = finish(
+                        resp.map_into_right_body(),
+                        state.as_ref(),
+                        &request_id,
+                        &method,
+                        &path,
+                        None,
+                        started,
+                    );
                     return Ok(resp);
                 }
             }
@@ -71,7 +83,15 @@ pub async fn request_context(
             Ok(resp) => resp.map_into_left_body(),
             Err(e) => return Err(e),
         };
-        Ok(finish(resp, state.as_ref(), &request_id, &method, &path, body_sha256, started))
+        Ok(finish(
+            resp,
+            state.as_ref(),
+            &request_id,
+            &method,
+            &path,
+            body_sha256,
+            started,
+        ))
     }
     .instrument(span)
     .await
@@ -132,7 +152,8 @@ async fn buffer_body(req: &mut ServiceRequest, limit: usize) -> Result<Option<St
     let mut payload = req.take_payload();
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::MalformedJson(format!("could not read request body: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ApiError::MalformedJson(format!("could not read request body: {e}")))?;
         if buf.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }

@@ -1,6 +1,6 @@
 //! Agents: daemons on operators' hosts that hold private keys and deploy certificates.
 
-use super::resource::{Access, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{Access, CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// Agent health as seen from heartbeats.
 pub const STATUSES: &[&str] = &["Online", "Offline", "Degraded"];
@@ -12,14 +12,36 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "agent",
     id_prefix: "ag",
     fields: &[
-        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
-        FieldSpec::new("hostname", Text, "Host the agent runs on").filter().sort(),
-        FieldSpec::new("status", Enum(STATUSES), "Health from heartbeats").access(Access::ReadOnly).default("\"Offline\"").filter().sort(),
-        FieldSpec::new("os", Text, "Operating system reported by heartbeat").access(Access::ReadOnly).filter(),
-        FieldSpec::new("architecture", Text, "CPU architecture reported by heartbeat").access(Access::ReadOnly).filter(),
-        FieldSpec::new("ip_address", Text, "Address reported by heartbeat").access(Access::ReadOnly),
-        FieldSpec::new("version", Text, "Agent version reported by heartbeat").access(Access::ReadOnly).filter(),
-        FieldSpec::new("last_heartbeat_at", Timestamp, "Time of the last heartbeat").access(Access::ReadOnly).sort(),
+        FieldSpec::new("name", Text, "Display name")
+            .required()
+            .sort()
+            .filter(),
+        FieldSpec::new("hostname", Text, "Host the agent runs on")
+            .filter()
+            .sort(),
+        FieldSpec::new("status", Enum(STATUSES), "Health from heartbeats")
+            .access(Access::ReadOnly)
+            .default("\"Offline\"")
+            .filter()
+            .sort(),
+        FieldSpec::new("os", Text, "Operating system reported by heartbeat")
+            .access(Access::ReadOnly)
+            .filter(),
+        FieldSpec::new(
+            "architecture",
+            Text,
+            "CPU architecture reported by heartbeat",
+        )
+        .access(Access::ReadOnly)
+        .filter(),
+        FieldSpec::new("ip_address", Text, "Address reported by heartbeat")
+            .access(Access::ReadOnly),
+        FieldSpec::new("version", Text, "Agent version reported by heartbeat")
+            .access(Access::ReadOnly)
+            .filter(),
+        FieldSpec::new("last_heartbeat_at", Timestamp, "Time of the last heartbeat")
+            .access(Access::ReadOnly)
+            .sort(),
     ],
     timestamps: true,
     created_field: CREATED_AT,

@@ -70,21 +70,52 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "audit_event",
     id_prefix: "audit",
     fields: &[
-        FieldSpec::new("actor", Text, "API key name, agent id or system").access(Access::ReadOnly).filter().sort(),
-        FieldSpec::new("actor_type", Enum(&["User", "Agent", "System", "Anonymous"]), "Kind of actor").access(Access::ReadOnly).filter(),
-        FieldSpec::new("action", Text, "What happened (certificate_created, job_cancelled, …)").access(Access::ReadOnly).filter().sort(),
-        FieldSpec::new("resource_type", Text, "Kind of resource").access(Access::ReadOnly).filter().sort(),
-        FieldSpec::new("resource_id", Text, "Id of the resource").access(Access::ReadOnly).filter(),
+        FieldSpec::new("actor", Text, "API key name, agent id or system")
+            .access(Access::ReadOnly)
+            .filter()
+            .sort(),
+        FieldSpec::new(
+            "actor_type",
+            Enum(&["User", "Agent", "System", "Anonymous"]),
+            "Kind of actor",
+        )
+        .access(Access::ReadOnly)
+        .filter(),
+        FieldSpec::new(
+            "action",
+            Text,
+            "What happened (certificate_created, job_cancelled, …)",
+        )
+        .access(Access::ReadOnly)
+        .filter()
+        .sort(),
+        FieldSpec::new("resource_type", Text, "Kind of resource")
+            .access(Access::ReadOnly)
+            .filter()
+            .sort(),
+        FieldSpec::new("resource_id", Text, "Id of the resource")
+            .access(Access::ReadOnly)
+            .filter(),
         FieldSpec::new("details", Object, "Details").access(Access::ReadOnly),
-        FieldSpec::new("timestamp", Timestamp, "When").access(Access::ReadOnly).sort(),
+        FieldSpec::new("timestamp", Timestamp, "When")
+            .access(Access::ReadOnly)
+            .sort(),
     ],
     timestamps: false,
     created_field: "timestamp",
     writable: false,
     delete: DeleteMode::Forbidden,
     time_filters: &[
-        TimeFilter { param: "since", field: "timestamp", before: false },
-        TimeFilter { param: "until", field: "timestamp", before: true },
+        TimeFilter {
+            param: "since",
+            field: "timestamp",
+            before: false,
+        },
+        TimeFilter {
+            param: "until",
+            field: "timestamp",
+            before: true,
+        },
     ],
     default_sort: "-timestamp",
     doc: "Audit trail (append-only)",

@@ -1,6 +1,6 @@
 //! Issuers: the certificate authorities certctl requests certificates from.
 
-use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// Issuer types known to this build. Native connectors first; plugin issuers join in later.
 pub const TYPES: &[&str] = &["local", "acme"];
@@ -12,10 +12,23 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "issuer",
     id_prefix: "iss",
     fields: &[
-        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
-        FieldSpec::new("type", Enum(TYPES), "Connector type").required().filter().sort(),
-        FieldSpec::new("config", Object, "Connector configuration (validated by the connector)").default("{}"),
-        FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs").default("true").filter(),
+        FieldSpec::new("name", Text, "Display name")
+            .required()
+            .sort()
+            .filter(),
+        FieldSpec::new("type", Enum(TYPES), "Connector type")
+            .required()
+            .filter()
+            .sort(),
+        FieldSpec::new(
+            "config",
+            Object,
+            "Connector configuration (validated by the connector)",
+        )
+        .default("{}"),
+        FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs")
+            .default("true")
+            .filter(),
     ],
     timestamps: true,
     created_field: CREATED_AT,

@@ -111,12 +111,19 @@ fn parse_sort(spec: &ResourceSpec, raw: &str) -> Result<Sort, FieldError> {
     };
     let column = resolve_sort_alias(spec, name);
     let allowed = spec.sortable();
-    let column = allowed.iter().copied().find(|c| *c == column).ok_or_else(|| {
-        FieldError::new(
-            "sort",
-            format!("cannot sort by \"{name}\" (allowed: {})", allowed.join(", ")),
-        )
-    })?;
+    let column = allowed
+        .iter()
+        .copied()
+        .find(|c| *c == column)
+        .ok_or_else(|| {
+            FieldError::new(
+                "sort",
+                format!(
+                    "cannot sort by \"{name}\" (allowed: {})",
+                    allowed.join(", ")
+                ),
+            )
+        })?;
     let kind = spec.column_kind(column).unwrap_or(FieldKind::Text);
     Ok(Sort {
         column,
@@ -148,7 +155,10 @@ fn parse_positive(name: &str, raw: &str, max: i64) -> Result<i64, FieldError> {
         .parse()
         .map_err(|_| FieldError::new(name, "must be a positive integer"))?;
     if n < 1 || n > max {
-        return Err(FieldError::new(name, format!("must be between 1 and {max}")));
+        return Err(FieldError::new(
+            name,
+            format!("must be between 1 and {max}"),
+        ));
     }
     Ok(n)
 }
@@ -209,7 +219,11 @@ pub fn parse(spec: &ResourceSpec, params: &[(String, String)]) -> Result<ListQue
                 let v = time_value(key, raw)?;
                 filters.push(Filter {
                     column,
-                    op: if before { FilterOp::Before(v) } else { FilterOp::AtOrAfter(v) },
+                    op: if before {
+                        FilterOp::Before(v)
+                    } else {
+                        FilterOp::AtOrAfter(v)
+                    },
                 });
             }
             _ => {
@@ -217,7 +231,11 @@ pub fn parse(spec: &ResourceSpec, params: &[(String, String)]) -> Result<ListQue
                     let v = time_value(key, raw)?;
                     filters.push(Filter {
                         column: tf.field,
-                        op: if tf.before { FilterOp::Before(v) } else { FilterOp::AtOrAfter(v) },
+                        op: if tf.before {
+                            FilterOp::Before(v)
+                        } else {
+                            FilterOp::AtOrAfter(v)
+                        },
                     });
                     continue;
                 }
@@ -255,7 +273,10 @@ pub fn parse(spec: &ResourceSpec, params: &[(String, String)]) -> Result<ListQue
                 if t.s != sort_key(&sort) {
                     return Err(FieldError::new(
                         "cursor",
-                        format!("was issued for sort \"{}\"; keep the same sort while paging", t.s),
+                        format!(
+                            "was issued for sort \"{}\"; keep the same sort while paging",
+                            t.s
+                        ),
                     ));
                 }
                 Some((t.v, t.id))
@@ -276,7 +297,16 @@ pub fn parse(spec: &ResourceSpec, params: &[(String, String)]) -> Result<ListQue
 }
 
 fn unknown_param(spec: &ResourceSpec, key: &str) -> FieldError {
-    let mut known: Vec<&str> = vec!["page", "per_page", "cursor", "page_size", "sort", "fields", "created_after", "created_before"];
+    let mut known: Vec<&str> = vec![
+        "page",
+        "per_page",
+        "cursor",
+        "page_size",
+        "sort",
+        "fields",
+        "created_after",
+        "created_before",
+    ];
     if spec.timestamps {
         known.extend(["updated_after", "updated_before"]);
     }
@@ -284,7 +314,11 @@ fn unknown_param(spec: &ResourceSpec, key: &str) -> FieldError {
     known.extend(spec.fields.iter().filter(|f| f.filterable).map(|f| f.name));
     FieldError::new(
         key,
-        format!("is not a query parameter of {} (known: {})", spec.path, known.join(", ")),
+        format!(
+            "is not a query parameter of {} (known: {})",
+            spec.path,
+            known.join(", ")
+        ),
     )
 }
 
@@ -294,32 +328,51 @@ mod tests {
     use crate::domain::certificate;
 
     fn q(pairs: &[(&str, &str)]) -> Result<ListQuery, FieldError> {
-        let v: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         parse(&certificate::SPEC, &v)
     }
 
     #[test]
     fn defaults_to_first_page_sorted_by_name() {
         let lq = q(&[]).unwrap();
-        assert_eq!(lq.paging, Paging::Offset { page: 1, per_page: DEFAULT_PAGE_SIZE });
+        assert_eq!(
+            lq.paging,
+            Paging::Offset {
+                page: 1,
+                per_page: DEFAULT_PAGE_SIZE
+            }
+        );
         assert_eq!(lq.sort.column, "name");
         assert!(!lq.sort.descending);
     }
 
     #[test]
     fn sort_accepts_whitelist_and_reference_aliases() {
-        assert_eq!(q(&[("sort", "-notAfter")]).unwrap().sort.column, "expires_at");
+        assert_eq!(
+            q(&[("sort", "-notAfter")]).unwrap().sort.column,
+            "expires_at"
+        );
         assert!(q(&[("sort", "-createdAt")]).unwrap().sort.descending);
         assert_eq!(q(&[("sort", "sans")]).unwrap_err().field, "sort");
     }
 
     #[test]
     fn filters_are_typed_and_unknown_params_refused() {
-        let lq = q(&[("status", "Active,Expiring"), ("expires_before", "2030-01-01T00:00:00Z")]).unwrap();
+        let lq = q(&[
+            ("status", "Active,Expiring"),
+            ("expires_before", "2030-01-01T00:00:00Z"),
+        ])
+        .unwrap();
         assert_eq!(lq.filters.len(), 2);
         assert_eq!(q(&[("status", "Bogus")]).unwrap_err().field, "status");
         assert_eq!(q(&[("stauts", "Active")]).unwrap_err().field, "stauts");
-        assert_eq!(q(&[("expires_before", "soon")]).unwrap_err().field, "expires_before");
+        assert_eq!(
+            q(&[("expires_before", "soon")]).unwrap_err().field,
+            "expires_before"
+        );
     }
 
     #[test]
@@ -328,7 +381,10 @@ mod tests {
         assert_eq!(q(&[("per_page", "100000")]).unwrap_err().field, "per_page");
         assert_eq!(q(&[("page", "x")]).unwrap_err().field, "page");
         assert_eq!(q(&[("cursor", "!!")]).unwrap_err().field, "cursor");
-        assert_eq!(q(&[("cursor", ""), ("page", "2")]).unwrap_err().field, "cursor");
+        assert_eq!(
+            q(&[("cursor", ""), ("page", "2")]).unwrap_err().field,
+            "cursor"
+        );
     }
 
     #[test]
@@ -339,7 +395,10 @@ mod tests {
         let next = q(&[("cursor", &token), ("sort", "-created_at")]).unwrap();
         assert_eq!(
             next.paging,
-            Paging::Cursor { after: Some((row["created_at"].clone(), "mc-1".into())), limit: DEFAULT_PAGE_SIZE }
+            Paging::Cursor {
+                after: Some((row["created_at"].clone(), "mc-1".into())),
+                limit: DEFAULT_PAGE_SIZE
+            }
         );
         assert_eq!(q(&[("cursor", &token)]).unwrap_err().field, "cursor");
     }

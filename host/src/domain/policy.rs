@@ -1,6 +1,6 @@
 //! Policy rules: organisation-wide constraints checked at issuance.
 
-use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// Rule kinds.
 pub const TYPES: &[&str] = &[
@@ -21,11 +21,22 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "policy",
     id_prefix: "pol",
     fields: &[
-        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
-        FieldSpec::new("type", Enum(TYPES), "Rule kind").required().filter().sort(),
+        FieldSpec::new("name", Text, "Display name")
+            .required()
+            .sort()
+            .filter(),
+        FieldSpec::new("type", Enum(TYPES), "Rule kind")
+            .required()
+            .filter()
+            .sort(),
         FieldSpec::new("config", Object, "Rule parameters").default("{}"),
-        FieldSpec::new("severity", Enum(SEVERITIES), "Severity of violations").default("\"Warning\"").filter().sort(),
-        FieldSpec::new("enabled", Bool, "Disabled rules are not evaluated").default("true").filter(),
+        FieldSpec::new("severity", Enum(SEVERITIES), "Severity of violations")
+            .default("\"Warning\"")
+            .filter()
+            .sort(),
+        FieldSpec::new("enabled", Bool, "Disabled rules are not evaluated")
+            .default("true")
+            .filter(),
     ],
     timestamps: true,
     created_field: CREATED_AT,

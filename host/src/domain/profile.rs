@@ -1,6 +1,6 @@
 //! Certificate profiles: the key, lifetime and usage rules a certificate is issued under.
 
-use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// `/api/v1/profiles`.
 pub static SPEC: ResourceSpec = ResourceSpec {

@@ -325,7 +325,11 @@ impl ResourceSpec {
         self.field(key).ok_or_else(|| {
             FieldError::new(
                 key,
-                format!("is not a field of {} (known: {})", self.singular, self.field_list()),
+                format!(
+                    "is not a field of {} (known: {})",
+                    self.singular,
+                    self.field_list()
+                ),
             )
         })
     }
@@ -407,13 +411,17 @@ pub fn check_value(field: &FieldSpec, value: &Value) -> Result<Value, FieldError
             }
         }
         FieldKind::Timestamp => {
-            let s = value.as_str().ok_or_else(|| wrong("an RFC 3339 timestamp"))?;
+            let s = value
+                .as_str()
+                .ok_or_else(|| wrong("an RFC 3339 timestamp"))?;
             certctl_core::timestamp::normalize(s)
                 .map(Value::String)
                 .map_err(|e| FieldError::new(field.name, e.to_string()))
         }
         FieldKind::StringList => {
-            let items = value.as_array().ok_or_else(|| wrong("an array of strings"))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| wrong("an array of strings"))?;
             if items.iter().all(Value::is_string) {
                 Ok(value.clone())
             } else {
@@ -421,7 +429,9 @@ pub fn check_value(field: &FieldSpec, value: &Value) -> Result<Value, FieldError
             }
         }
         FieldKind::IntList => {
-            let items = value.as_array().ok_or_else(|| wrong("an array of integers"))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| wrong("an array of integers"))?;
             if items.iter().all(|v| v.as_i64().is_some()) {
                 Ok(value.clone())
             } else {
@@ -433,7 +443,9 @@ pub fn check_value(field: &FieldSpec, value: &Value) -> Result<Value, FieldError
             .then(|| value.clone())
             .ok_or_else(|| wrong("an object")),
         FieldKind::ObjectList => {
-            let items = value.as_array().ok_or_else(|| wrong("an array of objects"))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| wrong("an array of objects"))?;
             if items.iter().all(Value::is_object) {
                 Ok(value.clone())
             } else {
@@ -508,14 +520,25 @@ mod tests {
         let e = SPEC.validate_create(&json!({})).unwrap_err();
         assert_eq!(e.field, "name");
         let e = SPEC.validate_create(&json!({"name": 5})).unwrap_err();
-        assert_eq!((e.field.as_str(), e.message.as_str()), ("name", "must be a string, got a number"));
-        let e = SPEC.validate_create(&json!({"name": "a", "kind": "Bogus"})).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("name", "must be a string, got a number")
+        );
+        let e = SPEC
+            .validate_create(&json!({"name": "a", "kind": "Bogus"}))
+            .unwrap_err();
         assert!(e.message.contains("unknown value \"Bogus\""), "{e}");
-        let e = SPEC.validate_create(&json!({"name": "a", "nme": 1})).unwrap_err();
+        let e = SPEC
+            .validate_create(&json!({"name": "a", "nme": 1}))
+            .unwrap_err();
         assert_eq!(e.field, "nme");
-        let e = SPEC.validate_create(&json!({"name": "a", "status": "Active"})).unwrap_err();
+        let e = SPEC
+            .validate_create(&json!({"name": "a", "status": "Active"}))
+            .unwrap_err();
         assert_eq!(e.field, "status");
-        let e = SPEC.validate_create(&json!({"name": "a", "ttl": 11})).unwrap_err();
+        let e = SPEC
+            .validate_create(&json!({"name": "a", "ttl": 11}))
+            .unwrap_err();
         assert_eq!(e.field, "ttl");
         let e = SPEC.validate_create(&json!([1])).unwrap_err();
         assert_eq!(e.field, "body");
@@ -526,14 +549,37 @@ mod tests {
         let current = json!({"id": "th-1", "name": "a", "status": "Pending", "kind": "Active"});
         let current = current.as_object().unwrap();
         let out = SPEC
-            .validate_update(&json!({"id": "th-1", "name": "b", "status": "Pending"}), current)
+            .validate_update(
+                &json!({"id": "th-1", "name": "b", "status": "Pending"}),
+                current,
+            )
             .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out["name"], json!("b"));
-        assert_eq!(SPEC.validate_update(&json!({"status": "Active"}), current).unwrap_err().field, "status");
-        assert_eq!(SPEC.validate_update(&json!({"kind": "Pending"}), current).unwrap_err().field, "kind");
-        assert_eq!(SPEC.validate_update(&json!({"id": "th-2"}), current).unwrap_err().field, "id");
-        assert_eq!(SPEC.validate_update(&json!({"name": null}), current).unwrap_err().field, "name");
+        assert_eq!(
+            SPEC.validate_update(&json!({"status": "Active"}), current)
+                .unwrap_err()
+                .field,
+            "status"
+        );
+        assert_eq!(
+            SPEC.validate_update(&json!({"kind": "Pending"}), current)
+                .unwrap_err()
+                .field,
+            "kind"
+        );
+        assert_eq!(
+            SPEC.validate_update(&json!({"id": "th-2"}), current)
+                .unwrap_err()
+                .field,
+            "id"
+        );
+        assert_eq!(
+            SPEC.validate_update(&json!({"name": null}), current)
+                .unwrap_err()
+                .field,
+            "name"
+        );
     }
 
     #[test]

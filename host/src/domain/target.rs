@@ -1,6 +1,6 @@
 //! Deployment targets: the servers (nginx, apache, …) an agent installs certificates into.
 
-use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// Target connector types shipped with certctl.
 pub const TYPES: &[&str] = &[
@@ -14,11 +14,26 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "target",
     id_prefix: "t",
     fields: &[
-        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
-        FieldSpec::new("type", Enum(TYPES), "Target connector").required().filter().sort(),
-        FieldSpec::new("agent_id", Text, "Agent that deploys to this target").references("agents").filter(),
-        FieldSpec::new("config", Object, "Connector configuration (paths, reload command name, …)").default("{}"),
-        FieldSpec::new("enabled", Bool, "Disabled targets receive no deployments").default("true").filter(),
+        FieldSpec::new("name", Text, "Display name")
+            .required()
+            .sort()
+            .filter(),
+        FieldSpec::new("type", Enum(TYPES), "Target connector")
+            .required()
+            .filter()
+            .sort(),
+        FieldSpec::new("agent_id", Text, "Agent that deploys to this target")
+            .references("agents")
+            .filter(),
+        FieldSpec::new(
+            "config",
+            Object,
+            "Connector configuration (paths, reload command name, …)",
+        )
+        .default("{}"),
+        FieldSpec::new("enabled", Bool, "Disabled targets receive no deployments")
+            .default("true")
+            .filter(),
     ],
     timestamps: true,
     created_field: CREATED_AT,

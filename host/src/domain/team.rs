@@ -1,6 +1,6 @@
 //! Teams: the organisational unit that owns certificates.
 
-use super::resource::{DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// `/api/v1/teams`.
 pub static SPEC: ResourceSpec = ResourceSpec {
@@ -9,7 +9,10 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "team",
     id_prefix: "team",
     fields: &[
-        FieldSpec::new("name", Text, "Display name").required().sort().filter(),
+        FieldSpec::new("name", Text, "Display name")
+            .required()
+            .sort()
+            .filter(),
         FieldSpec::new("description", Text, "Free-form description"),
     ],
     timestamps: true,

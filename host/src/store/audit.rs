@@ -39,7 +39,10 @@ pub async fn append(
     entry: &AuditEntry,
     now: &str,
 ) -> Result<(), StoreError> {
-    insert(dialect, entry, now).query().execute(&mut **tx).await?;
+    insert(dialect, entry, now)
+        .query()
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -12,9 +12,7 @@ use super::sql::{Param, Sql, param_for};
 use super::{Store, StoreError, audit};
 use crate::domain::audit::{Actor, AuditEntry};
 use crate::domain::listing::{FilterOp, ListQuery, Paging, Sort, encode_cursor};
-use crate::domain::resource::{
-    CREATED_AT, DeleteMode, FieldKind, ID, ResourceSpec, UPDATED_AT,
-};
+use crate::domain::resource::{CREATED_AT, DeleteMode, FieldKind, ID, ResourceSpec, UPDATED_AT};
 
 /// A stored record as the API serves it.
 pub type Record = Map<String, Value>;
@@ -118,7 +116,11 @@ fn decode_row(spec: &ResourceSpec, row: &AnyRow) -> Result<Record, StoreError> {
 pub async fn get(store: &Store, spec: &ResourceSpec, id: &str) -> Result<Record, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {} FROM {} WHERE id = ", select_list(spec), spec.table),
+        &format!(
+            "SELECT {} FROM {} WHERE id = ",
+            select_list(spec),
+            spec.table
+        ),
     );
     sql.bind_text(id);
     let row = sql.query().fetch_optional(store.pool()).await?;
@@ -136,7 +138,11 @@ async fn get_in(
 ) -> Result<Option<Record>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {} FROM {} WHERE id = ", select_list(spec), spec.table),
+        &format!(
+            "SELECT {} FROM {} WHERE id = ",
+            select_list(spec),
+            spec.table
+        ),
     );
     sql.bind_text(id);
     let row = sql.query().fetch_optional(&mut **tx).await?;
@@ -196,8 +202,15 @@ fn push_filters(sql: &mut Sql, spec: &ResourceSpec, q: &ListQuery) {
 }
 
 /// Lists records with filters, sort and either page or cursor pagination.
-pub async fn list(store: &Store, spec: &ResourceSpec, q: &ListQuery) -> Result<ListResult, StoreError> {
-    let mut count = Sql::new(store.dialect(), &format!("SELECT COUNT(*) FROM {}", spec.table));
+pub async fn list(
+    store: &Store,
+    spec: &ResourceSpec,
+    q: &ListQuery,
+) -> Result<ListResult, StoreError> {
+    let mut count = Sql::new(
+        store.dialect(),
+        &format!("SELECT COUNT(*) FROM {}", spec.table),
+    );
     push_filters(&mut count, spec, q);
     let total: i64 = count.query().fetch_one(store.pool()).await?.try_get(0)?;
 
@@ -207,12 +220,20 @@ pub async fn list(store: &Store, spec: &ResourceSpec, q: &ListQuery) -> Result<L
     );
     push_filters(&mut sql, spec, q);
     let expr = sort_expr(&q.sort);
-    let (cmp, dir) = if q.sort.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, dir) = if q.sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     let limit = match &q.paging {
         Paging::Offset { per_page, .. } => *per_page,
         Paging::Cursor { limit, .. } => *limit,
     };
-    if let Paging::Cursor { after: Some((v, id)), .. } = &q.paging {
+    if let Paging::Cursor {
+        after: Some((v, id)),
+        ..
+    } = &q.paging
+    {
         sql.push(&format!(" AND ({expr} {cmp} "))
             .bind(cursor_param(&q.sort, v))
             .push(&format!(" OR ({expr} = "))
@@ -223,10 +244,15 @@ pub async fn list(store: &Store, spec: &ResourceSpec, q: &ListQuery) -> Result<L
     }
     sql.push(&format!(" ORDER BY {expr} {dir}, id {dir} LIMIT "));
     // Fetch one more row in cursor mode to know whether a next page exists.
-    let fetch = if matches!(q.paging, Paging::Cursor { .. }) { limit + 1 } else { limit };
+    let fetch = if matches!(q.paging, Paging::Cursor { .. }) {
+        limit + 1
+    } else {
+        limit
+    };
     sql.bind(Param::Int(Some(fetch)));
     if let Paging::Offset { page, per_page } = &q.paging {
-        sql.push(" OFFSET ").bind(Param::Int(Some((page - 1).saturating_mul(*per_page))));
+        sql.push(" OFFSET ")
+            .bind(Param::Int(Some((page - 1).saturating_mul(*per_page))));
     }
     let rows = sql.query().fetch_all(store.pool()).await?;
     let mut rows = rows
@@ -252,7 +278,8 @@ async fn check_references(
     values: &Record,
 ) -> Result<(), WriteError> {
     for field in spec.fields {
-        let (Some(target), Some(Value::String(id))) = (field.references, values.get(field.name)) else {
+        let (Some(target), Some(Value::String(id))) = (field.references, values.get(field.name))
+        else {
             continue;
         };
         let Some(target_spec) = crate::domain::resource(target) else {
@@ -285,7 +312,9 @@ pub async fn create(
 ) -> Result<Record, WriteError> {
     let mut tx = store.pool().begin().await?;
     if get_in(&mut tx, store, spec, id).await?.is_some() {
-        return Err(StoreError::Conflict(format!("{} \"{id}\" already exists", spec.singular)).into());
+        return Err(
+            StoreError::Conflict(format!("{} \"{id}\" already exists", spec.singular)).into(),
+        );
     }
     check_references(&mut tx, store, spec, &values).await?;
 
@@ -316,7 +345,9 @@ pub async fn create(
     sql.push(")");
     sql.query().execute(&mut *tx).await?;
 
-    let record = get_in(&mut tx, store, spec, id).await?.ok_or_else(|| not_found(spec, id))?;
+    let record = get_in(&mut tx, store, spec, id)
+        .await?
+        .ok_or_else(|| not_found(spec, id))?;
     audit::append(
         &mut tx,
         store.dialect(),
@@ -356,7 +387,9 @@ pub async fn update(
                 sql.push(", ");
             }
             first = false;
-            sql.push(&quote(field.name)).push(" = ").bind(param_for(field.kind, v));
+            sql.push(&quote(field.name))
+                .push(" = ")
+                .bind(param_for(field.kind, v));
         }
     }
     if spec.timestamps {
@@ -370,7 +403,9 @@ pub async fn update(
         sql.push(" WHERE id = ").bind_text(id);
         sql.query().execute(&mut *tx).await?;
     }
-    let record = get_in(&mut tx, store, spec, id).await?.ok_or_else(|| not_found(spec, id))?;
+    let record = get_in(&mut tx, store, spec, id)
+        .await?
+        .ok_or_else(|| not_found(spec, id))?;
     let changed: Vec<Value> = changes.keys().cloned().map(Value::String).collect();
     audit::append(
         &mut tx,
@@ -410,23 +445,34 @@ pub async fn delete(
                 ))
                 .into());
             }
-            let mut sql = Sql::new(store.dialect(), &format!("DELETE FROM {} WHERE id = ", spec.table));
+            let mut sql = Sql::new(
+                store.dialect(),
+                &format!("DELETE FROM {} WHERE id = ", spec.table),
+            );
             sql.bind_text(id);
             sql.query().execute(&mut *tx).await?;
             "deleted"
         }
         DeleteMode::Archive { field, value } => {
-            let mut sql = Sql::new(store.dialect(), &format!("UPDATE {} SET {} = ", spec.table, quote(field)));
+            let mut sql = Sql::new(
+                store.dialect(),
+                &format!("UPDATE {} SET {} = ", spec.table, quote(field)),
+            );
             sql.bind_text(value);
             if spec.timestamps {
-                sql.push(&format!(", {} = ", quote(UPDATED_AT))).bind_text(now);
+                sql.push(&format!(", {} = ", quote(UPDATED_AT)))
+                    .bind_text(now);
             }
             sql.push(" WHERE id = ").bind_text(id);
             sql.query().execute(&mut *tx).await?;
             "archived"
         }
         DeleteMode::Forbidden => {
-            return Err(StoreError::Conflict(format!("{} records cannot be deleted", spec.singular)).into());
+            return Err(StoreError::Conflict(format!(
+                "{} records cannot be deleted",
+                spec.singular
+            ))
+            .into());
         }
     };
     audit::append(
@@ -454,10 +500,18 @@ async fn find_referrer(
     id: &str,
 ) -> Result<Option<String>, StoreError> {
     for other in crate::domain::RESOURCES {
-        for field in other.fields.iter().filter(|f| f.references == Some(spec.path)) {
+        for field in other
+            .fields
+            .iter()
+            .filter(|f| f.references == Some(spec.path))
+        {
             let mut sql = Sql::new(
                 store.dialect(),
-                &format!("SELECT id FROM {} WHERE {} = ", other.table, quote(field.name)),
+                &format!(
+                    "SELECT id FROM {} WHERE {} = ",
+                    other.table,
+                    quote(field.name)
+                ),
             );
             sql.bind_text(id).push(" LIMIT 1");
             if let Some(row) = sql.query().fetch_optional(&mut **tx).await? {
