@@ -64,7 +64,7 @@ impl From<sqlx::Error> for StoreError {
                     ErrorKind::ForeignKeyViolation => {
                         StoreError::Conflict(format!("still referenced by other records ({msg})"))
                     }
-                    _ if is_connection_class(&db) => StoreError::Unavailable(msg),
+                    _ if is_connection_class(db.as_ref()) => StoreError::Unavailable(msg),
                     _ => StoreError::Database(msg),
                 }
             }
@@ -81,7 +81,7 @@ impl From<sqlx::Error> for StoreError {
 
 /// PostgreSQL SQLSTATE class 08 (connection exception) and 57P (operator intervention,
 /// e.g. the server shutting down) mean "unavailable", not "bug".
-fn is_connection_class(db: &Box<dyn sqlx::error::DatabaseError>) -> bool {
+fn is_connection_class(db: &dyn sqlx::error::DatabaseError) -> bool {
     db.code()
         .is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
 }

@@ -1,0 +1,4 @@
+//! certctl-server integration tests: one binary, a module per topic.
+//! Every test starts real server processes (see `support`).
+
+mod support;

@@ -1,0 +1,291 @@
+//! Test harness: starts the real `certctl-server` binary on a free loopback port with a
+//! fresh data dir, and gives tests a client with the admin key.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Admin key every test server is seeded with.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A free TCP port on 127.0.0.1 (bound and released; the race is acceptable in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server process; killed on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Data dir (kept alive for the server's lifetime).
+    pub data_dir: tempfile::TempDir,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+}
+
+/// Builder for a test server's environment.
+pub struct ServerBuilder {
+    env: Vec<(String, String)>,
+    data_dir: Option<tempfile::TempDir>,
+}
+
+impl ServerBuilder {
+    pub fn new() -> Self {
+        Self {
+            env: vec![
+                ("CERTCTL_TLS_MODE".into(), "off".into()),
+                ("CERTCTL_ADMIN_API_KEY".into(), ADMIN_KEY.into()),
+                ("CERTCTL_SERVER_HOST".into(), "127.0.0.1".into()),
+                ("CERTCTL_RATE_LIMIT_ENABLED".into(), "false".into()),
+                ("CERTCTL_LOG_LEVEL".into(), "info,sqlx=warn".into()),
+            ],
+            data_dir: None,
+        }
+    }
+
+    /// Sets (or overrides) one environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Removes a default environment variable.
+    pub fn without(mut self, k: &str) -> Self {
+        self.env.retain(|(key, _)| key != k);
+        self
+    }
+
+    /// Reuses a data dir (restart tests).
+    pub fn data_dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.data_dir = Some(dir);
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let port = free_port();
+        let mut server = TestServer {
+            child: None,
+            base: String::new(),
+            data_dir,
+            port,
+            env: self.env,
+            log: PathBuf::new(),
+        };
+        server.spawn().await;
+        server
+    }
+}
+
+impl TestServer {
+    async fn spawn(&mut self) {
+        let log = self.data_dir.path().join(format!(
+            "server-{}.log",
+            Instant::now().elapsed().as_nanos()
+        ));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certctl-server"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("CERTCTL_DATA_DIR", self.data_dir.path())
+            .env("CERTCTL_SERVER_PORT", self.port.to_string())
+            .stdout(Stdio::from(log_file.try_clone().unwrap()))
+            .stderr(Stdio::from(log_file));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start certctl-server"));
+        self.log = log;
+        let scheme = if self
+            .env
+            .iter()
+            .any(|(k, v)| k == "CERTCTL_TLS_MODE" && v != "off")
+        {
+            "https"
+        } else {
+            "http"
+        };
+        self.base = format!("{scheme}://127.0.0.1:{}", self.port);
+        self.wait_healthy().await;
+    }
+
+    async fn wait_healthy(&mut self) {
+        let client = insecure_client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{}/health", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("certctl-server exited with {status}:\n{}", self.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not become healthy:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The server's output so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().unwrap()
+    }
+
+    /// Starts the same server again (same port, data dir and environment).
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// A client that sends the admin key.
+    pub fn admin(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            key: Some(ADMIN_KEY.into()),
+            client: insecure_client(),
+        }
+    }
+
+    /// A client without credentials.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            base: self.base.clone(),
+            key: None,
+            client: insecure_client(),
+        }
+    }
+
+    /// A client with an arbitrary key.
+    pub fn with_key(&self, key: &str) -> Api {
+        Api {
+            base: self.base.clone(),
+            key: Some(key.into()),
+            client: insecure_client(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn insecure_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A small JSON API client: every call returns (status, body as JSON or Null).
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    key: Option<String>,
+    pub client: reqwest::Client,
+}
+
+/// A decoded response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with('/') {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/api/v1/{path}", self.base)
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.client.request(method, self.url(path));
+        if let Some(k) = &self.key {
+            r = r.bearer_auth(k);
+        }
+        r
+    }
+
+    pub async fn send(&self, r: reqwest::RequestBuilder) -> Resp {
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(self.req(reqwest::Method::DELETE, path)).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+            .await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.req(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+    /// Sends raw bytes (malformed JSON, oversized bodies).
+    pub async fn raw(&self, method: reqwest::Method, path: &str, body: Vec<u8>) -> Resp {
+        self.send(
+            self.req(method, path)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
+    }
+}
