@@ -1,8 +1,13 @@
 //! The REST API under `/api/v1`, the probes, and the request pipeline around them.
 
+pub mod actions;
+pub mod agents;
 pub mod auth;
+pub mod certificates;
 pub mod error;
 pub mod health;
+pub mod issuers;
+pub mod jobs;
 pub mod openapi;
 pub mod rate_limit;
 pub mod records;
@@ -39,11 +44,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         } else {
             web::resource("/{id}").route(web::get().to(records::get))
         };
+        let extra: fn(&mut web::ServiceConfig) = match spec.path {
+            "certificates" => certificates::configure,
+            "jobs" => jobs::configure,
+            "agents" => agents::configure,
+            "issuers" => issuers::configure,
+            _ => |_| {},
+        };
         v1 = v1.service(
             web::scope(&format!("/{}", spec.path))
                 .app_data(SpecRef(spec))
+                .configure(extra)
                 .service(collection.default_service(web::to(records::method_not_allowed)))
-                .service(item.default_service(web::to(records::method_not_allowed))),
+                .service(item.default_service(web::to(records::method_not_allowed)))
+                // Without this, `/{resources}/a/b` falls through to the App's plain 404.
+                .default_service(web::to(records::not_found)),
         );
     }
     cfg.service(v1.default_service(web::to(records::not_found)));

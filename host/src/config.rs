@@ -4,6 +4,7 @@
 //! a malformed value stops the server at start with a message naming the variable.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
@@ -36,6 +37,15 @@ impl AuthType {
             AuthType::None => "none",
         }
     }
+}
+
+/// Where private keys are generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeygenMode {
+    /// Agents generate keys and submit CSRs; the server never sees a private key.
+    Agent,
+    /// The server generates keys (demo only; warned about at start).
+    Server,
 }
 
 /// Log line format.
@@ -136,6 +146,57 @@ pub struct Config {
     /// Comma-separated allowed CORS origins, or `*`; empty denies all cross-origin requests.
     #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// Where private keys are generated: `agent` (default) or `server` (demo).
+    #[arg(long, env = "CERTCTL_KEYGEN_MODE", value_enum, default_value = "agent")]
+    pub keygen_mode: KeygenMode,
+    /// Sub-CA mode: the Local CA signs with this CA certificate (PEM) instead of a self-signed root.
+    #[arg(long, env = "CERTCTL_CA_CERT_PATH")]
+    pub ca_cert_path: Option<PathBuf>,
+    /// Sub-CA mode: the CA's private key (PEM, PKCS#8).
+    #[arg(long, env = "CERTCTL_CA_KEY_PATH")]
+    pub ca_key_path: Option<PathBuf>,
+    /// Base URL clients reach this server at, embedded in certificates as CRL and OCSP locations.
+    #[arg(long, env = "CERTCTL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Lifetime requested for new certificates (a profile's max TTL caps it).
+    #[arg(long, env = "CERTCTL_CERTIFICATE_VALIDITY", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub certificate_validity: Duration,
+    /// Renewal check loop interval.
+    #[arg(long, env = "CERTCTL_SCHEDULER_RENEWAL_CHECK_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub renewal_check_interval: Duration,
+    /// Job processor loop interval.
+    #[arg(long, env = "CERTCTL_SCHEDULER_JOB_PROCESSOR_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub job_processor_interval: Duration,
+    /// Job retry loop interval (requeues failed jobs with attempts left).
+    #[arg(long, env = "CERTCTL_SCHEDULER_RETRY_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub job_retry_interval: Duration,
+    /// Job timeout reaper interval.
+    #[arg(long, env = "CERTCTL_JOB_TIMEOUT_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub job_timeout_interval: Duration,
+    /// AwaitingCSR jobs older than this fail.
+    #[arg(long, env = "CERTCTL_JOB_AWAITING_CSR_TIMEOUT", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub awaiting_csr_timeout: Duration,
+    /// AwaitingApproval jobs older than this fail.
+    #[arg(long, env = "CERTCTL_JOB_AWAITING_APPROVAL_TIMEOUT", default_value = "168h", value_parser = humantime::parse_duration)]
+    pub awaiting_approval_timeout: Duration,
+    /// A Running job whose processor has not finished within this lease is requeued.
+    #[arg(long, env = "CERTCTL_JOB_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub job_lease: Duration,
+    /// Agent health loop interval.
+    #[arg(long, env = "CERTCTL_SCHEDULER_AGENT_HEALTH_CHECK_INTERVAL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub agent_health_interval: Duration,
+    /// Agents without a heartbeat for this long are marked Offline.
+    #[arg(long, env = "CERTCTL_AGENT_OFFLINE_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub agent_offline_after: Duration,
+    /// Notification processor interval.
+    #[arg(long, env = "CERTCTL_SCHEDULER_NOTIFICATION_PROCESS_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub notification_process_interval: Duration,
+    /// Notification retry loop interval.
+    #[arg(long, env = "CERTCTL_NOTIFICATION_RETRY_INTERVAL", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub notification_retry_interval: Duration,
+    /// Short-lived certificate expiry loop interval.
+    #[arg(long, env = "CERTCTL_SHORT_LIVED_EXPIRY_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub short_lived_expiry_interval: Duration,
     /// Budget for draining in-flight work on SIGTERM/SIGINT.
     #[arg(
         long,

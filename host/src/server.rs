@@ -9,10 +9,31 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tokio::sync::mpsc;
 
+use actix::{Actor as _, Addr};
+
+use crate::actors::agent_health::AgentHealth;
+use crate::actors::issuer_registry::{IssuerRegistry, Rebuild};
+use crate::actors::job_processor::JobProcessor;
+use crate::actors::job_retry::JobRetry;
+use crate::actors::job_timeout::JobTimeoutReaper;
+use crate::actors::notification_processor::NotificationProcessor;
+use crate::actors::notification_retry::NotificationRetry;
+use crate::actors::renewal_check::RenewalCheck;
+use crate::actors::scheduler::{LoopActor, LoopTask, Shutdown};
+use crate::actors::short_lived_expiry::ShortLivedExpiry;
 use crate::api::rate_limit::{Rate, RateLimiter};
+use crate::domain::audit::Actor;
+use crate::domain::issuer;
+use crate::domain::job_state::JobEvent;
+use crate::issuer::{ConnectorContext, ConnectorTypes};
+use crate::notifier::Notifiers;
+use crate::pipeline::{Pipeline, PipelineSettings};
+use crate::pki::local_ca::LocalCa;
+use crate::store::jobs;
+use crate::store::records::{self, WriteError};
 use crate::api::state::{AppState, RateLimits};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthType, Config, TlsMode};
+use crate::config::{AuthType, Config, KeygenMode, TlsMode};
 use crate::store::api_calls::{self, ApiCall};
 use crate::store::{Store, StoreError, api_keys, redact};
 use crate::tls::{self, TlsError};
@@ -51,6 +72,12 @@ pub enum StartError {
     /// Seeding the admin key failed.
     #[error("admin key: {0}")]
     Keys(StoreError),
+    /// The Local CA could not be created or loaded (e.g. an unusable sub-CA).
+    #[error("local CA: {0}")]
+    Ca(#[from] crate::pki::PkiError),
+    /// Seeding the Local CA issuer or recovering jobs failed.
+    #[error("startup: {0}")]
+    Seed(StoreError),
 }
 
 fn cors(origins: &str) -> Cors {
@@ -119,6 +146,56 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         .await
         .map_err(StartError::Keys)?;
 
+    let local_ca = match (&config.ca_cert_path, &config.ca_key_path) {
+        (Some(cert), Some(key)) => {
+            let ca = LocalCa::from_files(cert, key)?;
+            tracing::info!(cert = %cert.display(), "Local CA in sub-CA mode");
+            ca
+        }
+        (None, None) => LocalCa::load_or_create(&config.data_dir.join("ca"))?,
+        _ => {
+            return Err(StartError::Ca(crate::pki::PkiError::CaFile {
+                path: config.ca_cert_path.clone().or_else(|| config.ca_key_path.clone()).unwrap_or_default(),
+                message: "sub-CA mode needs both CERTCTL_CA_CERT_PATH and CERTCTL_CA_KEY_PATH".into(),
+            }));
+        }
+    };
+    seed_local_issuer(&store, clock.as_ref()).await.map_err(StartError::Seed)?;
+    if config.keygen_mode == KeygenMode::Server {
+        tracing::warn!("CERTCTL_KEYGEN_MODE=server: private keys are generated on the server (demo only); use agent mode in production");
+    }
+    let connector_ctx = ConnectorContext { local_ca: Arc::new(local_ca) };
+    let issuer_types = ConnectorTypes::native();
+    let registry = IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone()).start();
+    match registry.send(Rebuild).await {
+        Ok(Ok(n)) => tracing::info!(issuers = n, "issuer actors started"),
+        Ok(Err(e)) => return Err(StartError::Seed(e)),
+        Err(e) => tracing::warn!(error = %e, "issuer registry did not answer"),
+    }
+    let scheme = if config.tls_mode == TlsMode::Off { "http" } else { "https" };
+    let public_url = config.public_url.clone().unwrap_or_else(|| {
+        let host = if config.host == "0.0.0.0" || config.host == "::" { "localhost" } else { config.host.as_str() };
+        format!("{scheme}://{host}:{}", config.port)
+    });
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        clock.clone(),
+        PipelineSettings {
+            keygen_mode: config.keygen_mode,
+            validity: config.certificate_validity,
+            public_url,
+            job_lease: config.job_lease,
+            server_key_dir: config.data_dir.join("server-keys"),
+            abort_before_commit: std::env::var("CERTCTL_FAULT_INJECT").is_ok_and(|v| v == "abort_before_commit"),
+        },
+        registry,
+    ));
+    if store.dialect() == crate::store::Dialect::Sqlite {
+        // SQLite means one replica: any Running job was orphaned by our own previous run.
+        recover_orphans(&store, clock.as_ref()).await.map_err(StartError::Seed)?;
+    }
+    let loops = start_loops(&config, &pipeline);
+
     let tls = match config.tls_mode {
         TlsMode::Auto => {
             let (chain, key) = tls::ensure_auto(&config.data_dir, &config.host)?;
@@ -174,6 +251,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         max_body_size: config.max_body_size,
         rate_limit,
         api_calls: calls_tx,
+        pipeline: pipeline.clone(),
+        issuer_types,
+        connector_ctx,
     });
 
     let cors_origins = config.cors_origins.clone();
@@ -207,9 +287,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::info!("certctl-server listening on {scheme}://{a}");
     }
     let result = server.run().await;
-    tracing::info!("HTTP server stopped; draining the API-call log");
-    // Every AppState (and so every sender) is gone once the server has stopped.
     let budget = Duration::from_secs(config.shutdown_timeout_seconds);
+    tracing::info!("HTTP server stopped; stopping scheduler loops");
+    for (name, addr) in loops {
+        if !addr.send(Shutdown(budget)).await.unwrap_or(false) {
+            tracing::warn!(loop_name = name, "loop did not drain within the shutdown budget");
+        }
+    }
+    tracing::info!("draining the API-call log");
+    drop(pipeline);
+    // Every AppState (and so every sender) is gone once the server has stopped.
     if tokio::time::timeout(budget, writer).await.is_err() {
         tracing::warn!("API-call log not drained within {budget:?}; some records are lost");
     }
@@ -218,6 +305,63 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tracing::error!(error = %e, "server error");
     }
     tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// The always-on scheduler loops, each its own actor.
+fn start_loops(config: &Config, pipeline: &Arc<Pipeline>) -> Vec<(&'static str, Addr<LoopActor>)> {
+    let p = pipeline.clone();
+    let tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
+        (Arc::new(JobProcessor(p.clone())), config.job_processor_interval),
+        (Arc::new(RenewalCheck(p.clone())), config.renewal_check_interval),
+        (Arc::new(JobRetry(p.clone())), config.job_retry_interval),
+        (
+            Arc::new(JobTimeoutReaper { pipeline: p.clone(), awaiting_csr: config.awaiting_csr_timeout, awaiting_approval: config.awaiting_approval_timeout }),
+            config.job_timeout_interval,
+        ),
+        (Arc::new(AgentHealth { pipeline: p.clone(), offline_after: config.agent_offline_after }), config.agent_health_interval),
+        (Arc::new(NotificationProcessor { pipeline: p.clone(), notifiers: Notifiers::default() }), config.notification_process_interval),
+        (Arc::new(NotificationRetry(p.clone())), config.notification_retry_interval),
+        (Arc::new(ShortLivedExpiry(p.clone())), config.short_lived_expiry_interval),
+    ];
+    let mut loops = Vec::new();
+    for (task, interval) in tasks {
+        let name = task.name();
+        let addr = LoopActor::new(task, interval).start();
+        if name == "job_processor" {
+            pipeline.set_processor(addr.clone());
+        }
+        loops.push((name, addr));
+    }
+    loops
+}
+
+/// Creates the `iss-local` issuer on first start (audited like any other creation).
+async fn seed_local_issuer(store: &Store, clock: &dyn Clock) -> Result<(), StoreError> {
+    match records::get(store, &issuer::SPEC, "iss-local").await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound { .. }) => {
+            let values = serde_json::json!({"name": "Local CA", "type": "local", "config": {}, "enabled": true});
+            let values = values.as_object().cloned().unwrap_or_default();
+            match records::create(store, &issuer::SPEC, "iss-local", values, &clock.now_text(), &Actor::system()).await {
+                Ok(_) => Ok(()),
+                Err(WriteError::Store(e)) => Err(e),
+                Err(e) => Err(StoreError::Database(e.to_string())),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Requeues jobs left Running by a previous process.
+async fn recover_orphans(store: &Store, clock: &dyn Clock) -> Result<(), StoreError> {
+    let far_future = "9999-12-31T23:59:59.999Z";
+    for job in jobs::expired_leases(store, far_future).await? {
+        match jobs::transition(store, &job.id, JobEvent::LeaseExpired, jobs::Changes::default(), &clock.now_text(), &Actor::system()).await {
+            Ok(_) => tracing::warn!(job_id = %job.id, "requeued a job left Running by the previous run"),
+            Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not requeue orphaned job"),
+        }
+    }
     Ok(())
 }
 

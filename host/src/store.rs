@@ -7,6 +7,9 @@
 pub mod api_calls;
 pub mod api_keys;
 pub mod audit;
+pub mod certificates;
+pub mod jobs;
+pub mod notifications;
 pub mod records;
 pub mod sql;
 
@@ -164,6 +167,17 @@ impl Store {
     /// The pool, for repositories.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes cannot wait
+    /// for a concurrent writer and fails at once with "database is locked", whereas
+    /// `BEGIN IMMEDIATE` waits for the lock under `busy_timeout`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
     }
 
     /// Readiness probe: a trivial query that must answer within `budget`.

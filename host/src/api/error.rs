@@ -121,6 +121,31 @@ impl From<WriteError> for ApiError {
     }
 }
 
+impl From<crate::store::jobs::JobError> for ApiError {
+    fn from(e: crate::store::jobs::JobError) -> Self {
+        use crate::store::jobs::JobError;
+        match e {
+            JobError::Invalid(t) => ApiError::Conflict(t.to_string()),
+            JobError::Raced(_) => ApiError::Conflict(e.to_string()),
+            JobError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for ApiError {
+    fn from(e: crate::pipeline::PipelineError) -> Self {
+        use crate::pipeline::PipelineError;
+        match e {
+            PipelineError::Invalid(m) => ApiError::field("csr_pem", m),
+            PipelineError::NotFound(m) => ApiError::NotFound(m),
+            PipelineError::Conflict(m) => ApiError::Conflict(m),
+            PipelineError::Forbidden(m) => ApiError::Forbidden(m),
+            PipelineError::Job(j) => j.into(),
+            PipelineError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -60,6 +60,17 @@ pub const EXTRA_ROUTES: &[RouteDoc] = &[
         authenticated: false,
         success: 200,
     },
+    RouteDoc { method: "post", path: "/api/v1/certificates/{id}/renew", summary: "Open a renewal job (202)", authenticated: true, success: 202 },
+    RouteDoc { method: "get", path: "/api/v1/certificates/{id}/versions", summary: "Issued versions, newest first, with PEM chains", authenticated: true, success: 200 },
+    RouteDoc { method: "get", path: "/api/v1/certificates/{id}/targets", summary: "Targets the certificate is deployed to", authenticated: true, success: 200 },
+    RouteDoc { method: "post", path: "/api/v1/certificates/{id}/targets", summary: "Map a target (body: target_id)", authenticated: true, success: 201 },
+    RouteDoc { method: "delete", path: "/api/v1/certificates/{id}/targets/{target_id}", summary: "Unmap a target", authenticated: true, success: 204 },
+    RouteDoc { method: "post", path: "/api/v1/jobs/{id}/cancel", summary: "Cancel a job (optional reason)", authenticated: true, success: 200 },
+    RouteDoc { method: "post", path: "/api/v1/jobs/{id}/retry", summary: "Requeue a failed or cancelled job", authenticated: true, success: 200 },
+    RouteDoc { method: "post", path: "/api/v1/jobs/{id}/approve", summary: "Approve a job awaiting approval", authenticated: true, success: 200 },
+    RouteDoc { method: "post", path: "/api/v1/jobs/{id}/reject", summary: "Reject a job awaiting approval (reason required)", authenticated: true, success: 200 },
+    RouteDoc { method: "post", path: "/api/v1/agents/{id}/csr", summary: "Submit the CSR for a job awaiting one (body: job_id, csr_pem; 202)", authenticated: true, success: 202 },
+    RouteDoc { method: "get", path: "/api/v1/issuers/{id}/ca", summary: "The issuer's CA chain (PEM)", authenticated: true, success: 200 },
 ];
 
 fn schema_for(kind: FieldKind) -> Value {

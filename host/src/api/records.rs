@@ -9,6 +9,7 @@ use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use crate::domain::listing::{self, Paging};
 use crate::domain::resource::{DeleteMode, ResourceSpec};
+use crate::domain::{certificate, issuer, job};
 use crate::store::records;
 
 /// The spec a route serves, attached to its scope as app data.
@@ -107,16 +108,16 @@ pub async fn create(
         Some(_) => return Err(ApiError::field("id", "id: must be a string")),
     };
     values.remove("id");
+    if spec.path == issuer::SPEC.path {
+        super::issuers::validate(&state, &values)?;
+    }
+    let after = (spec.path == certificate::SPEC.path)
+        .then_some(super::certificates::after_create as records::AfterCreate);
     let now = state.clock.now_text();
-    let record = records::create(
-        &state.store,
-        spec,
-        &id,
-        values,
-        &now,
-        &principal(&req).actor,
-    )
-    .await?;
+    let actor = principal(&req).actor;
+    let record =
+        records::create_with(&state.store, spec, &id, values, &now, &actor, after).await?;
+    changed(&state, spec);
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header(("Location", format!("/api/v1/{}/{id}", spec.path)))
         .json(Value::Object(record)))
@@ -133,6 +134,11 @@ pub async fn update(
     let body = parse_json(&body)?;
     let current = records::get(&state.store, spec, &id).await?;
     let changes = spec.validate_update(&body, &current)?;
+    if spec.path == issuer::SPEC.path {
+        let mut merged = current.clone();
+        merged.extend(changes.clone());
+        super::issuers::validate(&state, &merged)?;
+    }
     let now = state.clock.now_text();
     let record = records::update(
         &state.store,
@@ -143,6 +149,7 @@ pub async fn update(
         &principal(&req).actor,
     )
     .await?;
+    changed(&state, spec);
     Ok(HttpResponse::Ok().json(Value::Object(record)))
 }
 
@@ -158,7 +165,17 @@ pub async fn delete(
     }
     let now = state.clock.now_text();
     records::delete(&state.store, spec, &id, &now, &principal(&req).actor).await?;
+    changed(&state, spec);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Lets the parts of the system that cache a resource know it changed.
+fn changed(state: &AppState, spec: &ResourceSpec) {
+    if spec.path == issuer::SPEC.path {
+        state.pipeline.issuers_changed();
+    } else if spec.path == certificate::SPEC.path || spec.path == job::SPEC.path {
+        state.pipeline.poke_processor();
+    }
 }
 
 /// Answer for a method a route does not support.

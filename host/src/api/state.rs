@@ -6,6 +6,8 @@ use tokio::sync::mpsc;
 
 use super::rate_limit::{Rate, RateLimiter};
 use crate::clock::Clock;
+use crate::issuer::{ConnectorContext, ConnectorTypes};
+use crate::pipeline::Pipeline;
 use crate::config::AuthType;
 use crate::store::Store;
 use crate::store::api_calls::ApiCall;
@@ -25,6 +27,12 @@ pub struct AppState {
     pub rate_limit: Option<RateLimits>,
     /// Queue to the API-call log writer (drained at shutdown).
     pub api_calls: mpsc::UnboundedSender<ApiCall>,
+    /// The issuance pipeline (jobs, CSRs, renewals).
+    pub pipeline: Arc<Pipeline>,
+    /// Issuer connector types, to validate issuer configs.
+    pub issuer_types: ConnectorTypes,
+    /// Shared connector resources.
+    pub connector_ctx: ConnectorContext,
 }
 
 /// Limiter plus the two rates (anonymous callers by IP, authenticated callers by key).

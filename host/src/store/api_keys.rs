@@ -82,7 +82,7 @@ pub async fn upsert(
 ) -> Result<(), StoreError> {
     let mut del = Sql::new(store.dialect(), "DELETE FROM api_keys WHERE name = ");
     del.bind_text(name);
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     del.query().execute(&mut *tx).await?;
     let mut sql = Sql::new(
         store.dialect(),

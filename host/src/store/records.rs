@@ -301,6 +301,15 @@ async fn check_references(
     Ok(())
 }
 
+/// Work that must commit together with a new record (e.g. a certificate's issuance job).
+pub type AfterCreate = for<'a> fn(
+    &'a mut Transaction<'static, Any>,
+    &'a Store,
+    &'a Record,
+    &'a str,
+    &'a Actor,
+) -> futures_util::future::BoxFuture<'a, Result<(), StoreError>>;
+
 /// Inserts a validated record (id already chosen) and its `{singular}_created` audit event.
 pub async fn create(
     store: &Store,
@@ -310,7 +319,20 @@ pub async fn create(
     now: &str,
     actor: &Actor,
 ) -> Result<Record, WriteError> {
-    let mut tx = store.pool().begin().await?;
+    create_with(store, spec, id, values, now, actor, None).await
+}
+
+/// [`create`] plus `after`, run inside the same transaction.
+pub async fn create_with(
+    store: &Store,
+    spec: &ResourceSpec,
+    id: &str,
+    values: Record,
+    now: &str,
+    actor: &Actor,
+    after: Option<AfterCreate>,
+) -> Result<Record, WriteError> {
+    let mut tx = store.begin_write().await?;
     if get_in(&mut tx, store, spec, id).await?.is_some() {
         return Err(
             StoreError::Conflict(format!("{} \"{id}\" already exists", spec.singular)).into(),
@@ -361,6 +383,9 @@ pub async fn create(
         now,
     )
     .await?;
+    if let Some(after) = after {
+        after(&mut tx, store, &record, now, actor).await?;
+    }
     tx.commit().await?;
     Ok(record)
 }
@@ -374,7 +399,7 @@ pub async fn update(
     now: &str,
     actor: &Actor,
 ) -> Result<Record, WriteError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     if get_in(&mut tx, store, spec, id).await?.is_none() {
         return Err(not_found(spec, id).into());
     }
@@ -432,7 +457,7 @@ pub async fn delete(
     now: &str,
     actor: &Actor,
 ) -> Result<(), WriteError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     if get_in(&mut tx, store, spec, id).await?.is_none() {
         return Err(not_found(spec, id).into());
     }

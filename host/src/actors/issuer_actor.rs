@@ -1,0 +1,141 @@
+//! One actor per configured issuer. It owns the issuer's connector, bounds how many calls run
+//! at once, and isolates failures: a connector that panics fails only the call in hand, and
+//! the actor stops so its supervisor restarts it with a freshly built connector.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures_util::FutureExt as _;
+use tokio::sync::Semaphore;
+
+use crate::issuer::{ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult, IssuerConnector};
+
+/// What the actor is built from (kept to rebuild the connector on restart).
+#[derive(Debug, Clone)]
+pub struct IssuerSpec {
+    /// `iss-…`.
+    pub id: String,
+    /// Connector type.
+    pub issuer_type: String,
+    /// Connector config.
+    pub config: serde_json::Value,
+}
+
+/// The actor.
+pub struct IssuerActor {
+    spec: IssuerSpec,
+    types: ConnectorTypes,
+    ctx: ConnectorContext,
+    connector: Result<Arc<dyn IssuerConnector>, ConnectorError>,
+    permits: Arc<Semaphore>,
+    restarts: u64,
+}
+
+/// Calls allowed at once per issuer.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+impl IssuerActor {
+    /// Builds the actor and its connector (a config error is kept and reported per call).
+    pub fn new(spec: IssuerSpec, types: ConnectorTypes, ctx: ConnectorContext) -> Self {
+        let connector = types.build(&spec.issuer_type, &spec.config, &ctx);
+        if let Err(e) = &connector {
+            tracing::warn!(issuer_id = %spec.id, error = %e, "issuer connector could not be built");
+        }
+        Self { spec, types, ctx, connector, permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)), restarts: 0 }
+    }
+}
+
+impl Actor for IssuerActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for IssuerActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.restarts += 1;
+        tracing::warn!(issuer_id = %self.spec.id, restarts = self.restarts, "restarting issuer actor with a fresh connector");
+        self.connector = self.types.build(&self.spec.issuer_type, &self.spec.config, &self.ctx);
+    }
+}
+
+/// Which connector call to make.
+#[derive(Debug, Clone)]
+pub enum IssuerCall {
+    /// New certificate.
+    Issue(IssuanceRequest),
+    /// Renewal.
+    Renew(IssuanceRequest),
+}
+
+/// Runs a connector call.
+#[derive(Message)]
+#[rtype(result = "Result<IssuanceResult, ConnectorError>")]
+pub struct Call(pub IssuerCall);
+
+impl Handler<Call> for IssuerActor {
+    type Result = ResponseActFuture<Self, Result<IssuanceResult, ConnectorError>>;
+
+    fn handle(&mut self, msg: Call, _ctx: &mut Context<Self>) -> Self::Result {
+        let connector = match &self.connector {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                let e = e.clone();
+                return Box::pin(async move { Err(e) }.into_actor(self));
+            }
+        };
+        let permits = self.permits.clone();
+        let issuer_id = self.spec.id.clone();
+        let fut = async move {
+            let _permit = permits.acquire_owned().await.map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
+            let call = async {
+                match &msg.0 {
+                    IssuerCall::Issue(req) => connector.issue(req).await,
+                    IssuerCall::Renew(req) => connector.renew(req).await,
+                }
+            };
+            match AssertUnwindSafe(call).catch_unwind().await {
+                Ok(result) => result,
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    tracing::error!(%issuer_id, panic = %text, "issuer connector panicked");
+                    Err(ConnectorError::Crashed(format!("panic in issuer {issuer_id}: {text}")))
+                }
+            }
+        };
+        Box::pin(fut.into_actor(self).map(|result, _act, ctx| {
+            if matches!(result, Err(ConnectorError::Crashed(_))) {
+                // The supervisor restarts us with a new connector; queued messages wait for it.
+                ctx.stop();
+            }
+            result
+        }))
+    }
+}
+
+/// The issuer's CA chain (PEM).
+#[derive(Message)]
+#[rtype(result = "Result<String, ConnectorError>")]
+pub struct CaChain;
+
+impl Handler<CaChain> for IssuerActor {
+    type Result = Result<String, ConnectorError>;
+    fn handle(&mut self, _: CaChain, _ctx: &mut Context<Self>) -> Self::Result {
+        self.connector.as_ref().map_err(Clone::clone)?.ca_chain()
+    }
+}
+
+/// How often the actor was restarted after a crash (for tests and metrics).
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Restarts;
+
+impl Handler<Restarts> for IssuerActor {
+    type Result = u64;
+    fn handle(&mut self, _: Restarts, _ctx: &mut Context<Self>) -> u64 {
+        self.restarts
+    }
+}

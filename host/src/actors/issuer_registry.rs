@@ -1,0 +1,100 @@
+//! Maps issuer id → issuer actor. Rebuilt from the database at start and whenever issuers
+//! change through the API, so configuration changes apply without a restart: a changed
+//! issuer gets a new actor; in-flight calls finish on the old one.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use sqlx::Row as _;
+
+use super::issuer_actor::{IssuerActor, IssuerSpec};
+use crate::issuer::{ConnectorContext, ConnectorTypes};
+use crate::store::{Store, StoreError};
+
+/// The registry actor.
+pub struct IssuerRegistry {
+    store: Store,
+    types: ConnectorTypes,
+    ctx: ConnectorContext,
+    actors: HashMap<String, (String, Addr<IssuerActor>)>,
+}
+
+impl IssuerRegistry {
+    /// An empty registry; send [`Rebuild`] to load issuers.
+    pub fn new(store: Store, types: ConnectorTypes, ctx: ConnectorContext) -> Self {
+        Self { store, types, ctx, actors: HashMap::new() }
+    }
+}
+
+impl Actor for IssuerRegistry {
+    type Context = Context<Self>;
+}
+
+async fn load(store: &Store) -> Result<Vec<IssuerSpec>, StoreError> {
+    let rows = sqlx::query("SELECT id, type, config, enabled FROM issuers").fetch_all(store.pool()).await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let enabled = match row.try_get::<bool, _>(3) {
+            Ok(b) => b,
+            Err(_) => row.try_get::<i64, _>(3)? != 0,
+        };
+        if !enabled {
+            continue;
+        }
+        let config: String = row.try_get(2)?;
+        out.push(IssuerSpec {
+            id: row.try_get(0)?,
+            issuer_type: row.try_get(1)?,
+            config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?,
+        });
+    }
+    Ok(out)
+}
+
+/// Reloads issuers from the database; answers how many are active.
+#[derive(Message)]
+#[rtype(result = "Result<usize, StoreError>")]
+pub struct Rebuild;
+
+impl Handler<Rebuild> for IssuerRegistry {
+    type Result = ResponseActFuture<Self, Result<usize, StoreError>>;
+
+    fn handle(&mut self, _: Rebuild, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(async move { load(&store).await }.into_actor(self).map(|loaded, act, _ctx| {
+            let specs = loaded?;
+            let mut next = HashMap::new();
+            for spec in specs {
+                let fingerprint = format!("{}|{}", spec.issuer_type, spec.config);
+                match act.actors.remove(&spec.id) {
+                    Some((fp, addr)) if fp == fingerprint && addr.connected() => {
+                        next.insert(spec.id.clone(), (fp, addr));
+                    }
+                    _ => {
+                        tracing::info!(issuer_id = %spec.id, issuer_type = %spec.issuer_type, "starting issuer actor");
+                        let (types, ctx, id) = (act.types.clone(), act.ctx.clone(), spec.id.clone());
+                        let addr = Supervisor::start(move |_| IssuerActor::new(spec, types, ctx));
+                        next.insert(id, (fingerprint, addr));
+                    }
+                }
+            }
+            for id in act.actors.keys() {
+                tracing::info!(issuer_id = %id, "issuer removed or disabled; its actor stops");
+            }
+            act.actors = next;
+            Ok(act.actors.len())
+        }))
+    }
+}
+
+/// The actor of an issuer, if it is configured and enabled.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<IssuerActor>>")]
+pub struct Lookup(pub String);
+
+impl Handler<Lookup> for IssuerRegistry {
+    type Result = Option<Addr<IssuerActor>>;
+    fn handle(&mut self, msg: Lookup, _ctx: &mut Context<Self>) -> Self::Result {
+        self.actors.get(&msg.0).map(|(_, a)| a.clone())
+    }
+}

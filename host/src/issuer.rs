@@ -1,0 +1,172 @@
+//! The issuer-connector contract inside the host. Native connectors (Local CA, ACME) and,
+//! later, WASM plugin connectors implement [`IssuerConnector`]; the rest of the system only
+//! sees the trait, so it cannot tell which kind it talks to.
+
+pub mod local;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Everything an issuer needs to sign one certificate. The CSR carries the public key in
+/// both keygen modes (the server makes its own CSR in `server` mode), so every connector
+/// works the same way.
+#[derive(Debug, Clone)]
+pub struct IssuanceRequest {
+    /// Job asking (idempotency key for connectors with external side effects).
+    pub job_id: String,
+    /// Certificate being issued.
+    pub certificate_id: String,
+    /// Subject CN.
+    pub common_name: String,
+    /// SANs (DNS names, IPs, e-mail addresses).
+    pub sans: Vec<String>,
+    /// PEM CSR, already checked by the pipeline (signature, names, profile key rules).
+    pub csr_pem: String,
+    /// Extended key usages from the profile.
+    pub ekus: Vec<String>,
+    /// Requested validity start.
+    pub not_before: OffsetDateTime,
+    /// Requested validity end (already capped by the profile).
+    pub not_after: OffsetDateTime,
+    /// Embed a CRL distribution point (absent for short-lived certificates).
+    pub crl_url: Option<String>,
+    /// Embed an OCSP responder URL (absent for short-lived certificates).
+    pub ocsp_url: Option<String>,
+}
+
+/// A signed certificate as the pipeline stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuanceResult {
+    /// Leaf first, then the issuing chain.
+    pub pem_chain: String,
+    /// Lower-case hex serial.
+    pub serial_hex: String,
+    /// Lower-case hex SHA-256 of the leaf DER.
+    pub fingerprint_sha256: String,
+    /// NotBefore.
+    pub not_before: OffsetDateTime,
+    /// NotAfter.
+    pub not_after: OffsetDateTime,
+}
+
+/// What an issuer can do beyond issuing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// certctl publishes a CRL for it.
+    pub crl: bool,
+    /// certctl answers OCSP for it.
+    pub ocsp: bool,
+}
+
+/// Why a connector call failed; kept distinct all the way to the job's error message.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectorError {
+    /// The issuer's configuration is invalid.
+    #[error("invalid issuer configuration: {0}")]
+    Config(String),
+    /// The CA refused the request (policy, lint, bad CSR): retrying will not help.
+    #[error("issuer refused the request: {0}")]
+    Rejected(String),
+    /// The CA could not be reached or failed transiently: retrying may help.
+    #[error("issuer unavailable: {0}")]
+    Unavailable(String),
+    /// The connector does not support the operation.
+    #[error("not supported by this issuer: {0}")]
+    Unsupported(String),
+    /// The connector panicked (or trapped); the issuer actor restarts it.
+    #[error("issuer connector crashed: {0}")]
+    Crashed(String),
+    /// No connector for the issuer id (unknown, disabled or failed to start).
+    #[error("{0}")]
+    NoIssuer(String),
+}
+
+impl ConnectorError {
+    /// Whether the job may be retried after this error.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ConnectorError::Unavailable(_) | ConnectorError::Crashed(_))
+    }
+}
+
+/// An issuer connector. Methods return boxed futures so the trait stays object-safe.
+pub trait IssuerConnector: Send + Sync + 'static {
+    /// Signs a new certificate.
+    fn issue<'a>(&'a self, req: &'a IssuanceRequest) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>>;
+
+    /// Renews: a fresh issuance for the same names unless the CA has a renewal API.
+    fn renew<'a>(&'a self, req: &'a IssuanceRequest) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+        self.issue(req)
+    }
+
+    /// Tells the CA a certificate is revoked (best-effort; certctl records revocation anyway).
+    fn revoke<'a>(&'a self, serial_hex: &'a str, reason: &'a str) -> BoxFuture<'a, Result<(), ConnectorError>>;
+
+    /// Status of an asynchronous order (CAs that issue later).
+    fn order_status<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<Option<IssuanceResult>, ConnectorError>> {
+        Box::pin(async move { Err(ConnectorError::Unsupported(format!("order status for {order_id}"))) })
+    }
+
+    /// The issuing CA chain (PEM), for `GET /issuers/{id}/ca` and trust bundles.
+    fn ca_chain(&self) -> Result<String, ConnectorError>;
+
+    /// CRL/OCSP support.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
+}
+
+/// Shared resources connectors may need (the Local CA, the data dir).
+#[derive(Clone)]
+pub struct ConnectorContext {
+    /// The server's Local CA (self-signed or sub-CA).
+    pub local_ca: Arc<crate::pki::local_ca::LocalCa>,
+}
+
+impl std::fmt::Debug for ConnectorContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorContext").finish_non_exhaustive()
+    }
+}
+
+/// Builds a connector from an issuer's type and config; validates the config on the way.
+pub type ConnectorFactory = Arc<dyn Fn(&Value, &ConnectorContext) -> Result<Arc<dyn IssuerConnector>, ConnectorError> + Send + Sync>;
+
+/// Connector types this build knows, by issuer `type`.
+#[derive(Clone, Default)]
+pub struct ConnectorTypes {
+    factories: HashMap<String, ConnectorFactory>,
+}
+
+impl std::fmt::Debug for ConnectorTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.factories.keys()).finish()
+    }
+}
+
+impl ConnectorTypes {
+    /// The native connectors.
+    pub fn native() -> Self {
+        let mut t = Self::default();
+        t.register("local", Arc::new(|config, ctx| local::LocalIssuer::from_config(config, ctx).map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)));
+        t
+    }
+
+    /// Adds (or replaces) a connector type.
+    pub fn register(&mut self, issuer_type: &str, factory: ConnectorFactory) {
+        self.factories.insert(issuer_type.to_owned(), factory);
+    }
+
+    /// Builds a connector, or explains why not.
+    pub fn build(&self, issuer_type: &str, config: &Value, ctx: &ConnectorContext) -> Result<Arc<dyn IssuerConnector>, ConnectorError> {
+        let factory = self
+            .factories
+            .get(issuer_type)
+            .ok_or_else(|| ConnectorError::Config(format!("no connector for issuer type \"{issuer_type}\" in this build")))?;
+        factory(config, ctx)
+    }
+}
