@@ -219,7 +219,7 @@ impl Pipeline {
             return Err(PipelineError::Conflict(format!("{} job {} is already open for this certificate ({})", open.job_type, open.id, open.status)));
         }
         let agent = self.assigned_agent(certificate_id).await?;
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.begin_write().await.map_err(StoreError::from)?;
         let id = jobs::create_in(
             &mut tx,
             &self.store,
@@ -307,7 +307,7 @@ impl Pipeline {
 
     /// Records an operator's approval so the processor does not ask again.
     pub async fn approve(&self, job_id: &str, actor: &Actor, reason: Option<String>) -> Result<Job, PipelineError> {
-        let mut tx = self.store.pool().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.store.begin_write().await.map_err(StoreError::from)?;
         let job = jobs::transition_in(&mut tx, &self.store, job_id, JobEvent::Approve, Changes { reason, ..Changes::default() }, &self.now_text(), actor).await?;
         let mut sql = crate::store::sql::Sql::new(self.store.dialect(), "UPDATE jobs SET approved_by = ");
         sql.bind_text(actor.name.clone()).push(" WHERE id = ").bind_text(job_id);

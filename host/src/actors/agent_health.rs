@@ -37,7 +37,7 @@ impl LoopTask for AgentHealth {
             let mut marked = 0;
             for row in rows {
                 let id: String = sqlx::Row::try_get(&row, 0).map_err(|e| e.to_string())?;
-                let mut tx = p.store.pool().begin().await.map_err(|e| e.to_string())?;
+                let mut tx = p.store.begin_write().await.map_err(|e| e.to_string())?;
                 let mut up = Sql::new(p.store.dialect(), "UPDATE agents SET status = 'Offline', updated_at = ");
                 up.bind_text(now.clone()).push(" WHERE id = ").bind_text(id.clone()).push(" AND status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ").bind_text(cutoff.clone()).push(")");
                 if up.query().execute(&mut *tx).await.map_err(|e| e.to_string())?.rows_affected() == 1 {

@@ -15,9 +15,9 @@ use std::net::IpAddr;
 use rcgen::KeyUsagePurpose;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer as _;
-use x509_parser::certificate::X509Certificate;
 
 use super::PkiError;
 use super::local_ca::ExtendedKeyUsage;
@@ -65,12 +65,12 @@ impl SubjectAltName {
     /// Why this name may not appear in a certificate, if it may not.
     pub fn check(&self) -> Result<(), String> {
         match self {
-            Self::Dns(name) => check_dns_name(name, true)
-                .map_err(|reason| format!("DNS name {name:?}: {reason}")),
-            Self::Ip(_) => Ok(()),
-            Self::Email(address) => {
-                check_email(address).map_err(|reason| format!("e-mail address {address:?}: {reason}"))
+            Self::Dns(name) => {
+                check_dns_name(name, true).map_err(|reason| format!("DNS name {name:?}: {reason}"))
             }
+            Self::Ip(_) => Ok(()),
+            Self::Email(address) => check_email(address)
+                .map_err(|reason| format!("e-mail address {address:?}: {reason}")),
         }
     }
 
@@ -318,7 +318,7 @@ fn lint_key(draft: &Draft, problems: &mut Vec<String>) {
                 "RSA key of {} bits; at least {MIN_RSA_BITS} are required",
                 draft.key_size
             ));
-        } else if draft.key_size % 8 != 0 {
+        } else if !draft.key_size.is_multiple_of(8) {
             problems.push(format!(
                 "RSA modulus of {} bits is not a multiple of 8",
                 draft.key_size
@@ -363,8 +363,8 @@ pub fn check_issued(
     ca_der: &[u8],
 ) -> Result<(), PkiError> {
     let fail = |what: String| PkiError::PostIssuance(what);
-    let (_, leaf) = X509Certificate::from_der(leaf_der)
-        .map_err(|e| fail(format!("does not parse: {e}")))?;
+    let (_, leaf) =
+        X509Certificate::from_der(leaf_der).map_err(|e| fail(format!("does not parse: {e}")))?;
     let (_, ca) =
         X509Certificate::from_der(ca_der).map_err(|e| fail(format!("CA does not parse: {e}")))?;
 
@@ -426,8 +426,7 @@ pub(crate) fn san_from_general_name(name: &GeneralName<'_>) -> Result<SubjectAlt
                 Ok(SubjectAltName::Ip(IpAddr::from(octets)))
             }
             16 => {
-                let octets: [u8; 16] =
-                    (*bytes).try_into().map_err(|_| "IPv6 length".to_owned())?;
+                let octets: [u8; 16] = (*bytes).try_into().map_err(|_| "IPv6 length".to_owned())?;
                 Ok(SubjectAltName::Ip(IpAddr::from(octets)))
             }
             n => Err(format!("IP address SAN of {n} octets")),

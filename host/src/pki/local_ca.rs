@@ -13,8 +13,7 @@ use std::str::FromStr;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::SecureRandom as _;
 use rustls_pki_types::pem::PemObject as _;
@@ -237,7 +236,9 @@ impl LocalCa {
         params
             .distinguished_name
             .push(DnType::CommonName, LOCAL_CA_COMMON_NAME);
-        params.distinguished_name.push(DnType::OrganizationName, "certctl");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "certctl");
         // pathlen 0: this CA signs end-entity certificates (and OCSP responders) only, so
         // relying parties refuse any intermediate a leaked key might mint.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -295,9 +296,8 @@ impl LocalCa {
         }
         warn_if_readable_by_others(key_path);
 
-        let issuer = Issuer::from_ca_cert_der(ca_der, key).map_err(|e| {
-            ca_file(cert_path, &format!("cannot be used as an issuer ({e})"))
-        })?;
+        let issuer = Issuer::from_ca_cert_der(ca_der, key)
+            .map_err(|e| ca_file(cert_path, &format!("cannot be used as an issuer ({e})")))?;
         let chain_pem = chain
             .iter()
             .map(|der| encoding::pem("CERTIFICATE", der))
@@ -356,7 +356,9 @@ impl LocalCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         if let Some(cn) = &names.common_name {
-            params.distinguished_name.push(DnType::CommonName, cn.as_str());
+            params
+                .distinguished_name
+                .push(DnType::CommonName, cn.as_str());
         }
         params.serial_number = Some(SerialNumber::from_slice(&draft.serial));
         params.not_before = draft.not_before;
@@ -390,10 +392,12 @@ impl LocalCa {
             }];
         }
         if let Some(url) = &draft.ocsp_url {
-            params.custom_extensions.push(CustomExtension::from_oid_content(
-                encoding::OID_AUTHORITY_INFO_ACCESS,
-                encoding::ocsp_authority_info_access(url),
-            ));
+            params
+                .custom_extensions
+                .push(CustomExtension::from_oid_content(
+                    encoding::OID_AUTHORITY_INFO_ACCESS,
+                    encoding::ocsp_authority_info_access(url),
+                ));
         }
 
         let cert = params.signed_by(&req.public_key, &self.issuer)?;
@@ -484,7 +488,9 @@ fn load_private_key(path: &Path) -> Result<KeyPair, PkiError> {
     if text
         .windows(b"ENCRYPTED PRIVATE KEY".len())
         .any(|w| w == b"ENCRYPTED PRIVATE KEY")
-        || text.windows(b"Proc-Type: 4,ENCRYPTED".len()).any(|w| w == b"Proc-Type: 4,ENCRYPTED")
+        || text
+            .windows(b"Proc-Type: 4,ENCRYPTED".len())
+            .any(|w| w == b"Proc-Type: 4,ENCRYPTED")
     {
         return Err(ca_file(
             path,

@@ -73,7 +73,9 @@ impl SubjectPublicKey {
         }
         let (algorithm, key_size) = describe(&spki)?;
         let signing_form = rcgen::SubjectPublicKeyInfo::from_der(der).map_err(|e| {
-            UnsupportedKey(format!("{algorithm}-{key_size} key cannot be encoded ({e})"))
+            UnsupportedKey(format!(
+                "{algorithm}-{key_size} key cannot be encoded ({e})"
+            ))
         })?;
         Ok(Self {
             spki_der: der.to_vec(),
@@ -153,9 +155,7 @@ fn describe(spki: &ParsedSpki<'_>) -> Result<(KeyAlgorithm, u32), UnsupportedKey
         Ok((KeyAlgorithm::Ecdsa, bits))
     } else if *oid == OID_SIG_ED25519 {
         if spki.subject_public_key.as_ref().len() != 32 {
-            return Err(UnsupportedKey(
-                "Ed25519 public key must be 32 bytes".into(),
-            ));
+            return Err(UnsupportedKey("Ed25519 public key must be 32 bytes".into()));
         }
         Ok((KeyAlgorithm::Ed25519, 256))
     } else {
@@ -206,8 +206,10 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_a_reason() {
-        let err = SubjectPublicKey::from_spki_der(b"\x30\x03\x02\x01\x00")
-            .expect_err("not a key");
-        assert!(err.to_string().starts_with("unsupported public key"), "{err}");
+        let err = SubjectPublicKey::from_spki_der(b"\x30\x03\x02\x01\x00").expect_err("not a key");
+        assert!(
+            err.to_string().starts_with("unsupported public key"),
+            "{err}"
+        );
     }
 }

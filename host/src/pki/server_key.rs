@@ -60,7 +60,10 @@ mod tests {
         let key = generate().expect("keygen");
         assert_eq!(key.key_algorithm.as_str(), "ECDSA");
         assert_eq!(key.key_size, 256);
-        assert!(key.private_key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(
+            key.private_key_pem
+                .starts_with("-----BEGIN PRIVATE KEY-----")
+        );
         assert!(!format!("{key:?}").contains("BEGIN PRIVATE KEY"));
 
         let work = Workdir::new();

@@ -79,7 +79,7 @@ pub async fn with_status(store: &Store, statuses: &[&str]) -> Result<Vec<Certifi
 
 /// Sets the status (and audits the change) unless it already has that value.
 pub async fn set_status(store: &Store, id: &str, from: &str, to: &str, now: &str, actor: &Actor, details: Value) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let changed = set_status_in(&mut tx, store, id, from, to, now, actor, details).await?;
     tx.commit().await?;
     Ok(changed)
@@ -155,7 +155,7 @@ pub async fn mapped_targets(store: &Store, certificate_id: &str) -> Result<Vec<M
 
 /// Maps a target to a certificate (idempotent); answers whether a mapping was added.
 pub async fn map_target(store: &Store, certificate_id: &str, target_id: &str, now: &str, actor: &Actor) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let mut check = Sql::new(store.dialect(), "SELECT 1 FROM certificate_target_mappings WHERE certificate_id = ");
     check.bind_text(certificate_id).push(" AND target_id = ").bind_text(target_id);
     if check.query().fetch_optional(&mut *tx).await?.is_some() {
@@ -177,7 +177,7 @@ pub async fn map_target(store: &Store, certificate_id: &str, target_id: &str, no
 
 /// Removes a mapping; answers whether one existed.
 pub async fn unmap_target(store: &Store, certificate_id: &str, target_id: &str, now: &str, actor: &Actor) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let mut sql = Sql::new(store.dialect(), "DELETE FROM certificate_target_mappings WHERE certificate_id = ");
     sql.bind_text(certificate_id).push(" AND target_id = ").bind_text(target_id);
     if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
@@ -287,7 +287,7 @@ pub async fn commit_issuance(
     actor: &Actor,
 ) -> Result<Option<String>, JobError> {
     let targets = mapped_targets(store, &certificate.id).await?;
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let job = match jobs::transition_in(
         &mut tx,
         store,

@@ -285,7 +285,7 @@ pub async fn transition(
     now: &str,
     actor: &Actor,
 ) -> Result<Job, JobError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let job = transition_in(&mut tx, store, id, event, changes, now, actor).await?;
     tx.commit().await?;
     Ok(job)

@@ -97,7 +97,7 @@ pub async fn enqueue_in(tx: &mut Transaction<'_, Any>, store: &Store, n: &NewNot
 
 /// Queues a notification in its own transaction.
 pub async fn enqueue(store: &Store, n: &NewNotification<'_>, now: &str) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let added = enqueue_in(&mut tx, store, n, now).await?;
     tx.commit().await?;
     Ok(added)

@@ -31,7 +31,13 @@ fn dns(name: &str) -> SubjectAltName {
 
 #[test]
 fn a_clean_draft_passes_and_names_are_normalised() {
-    let mut d = draft(&["WWW.Example.COM", "*.example.com", "127.0.0.1", "::1", "Ann@Example.ORG"]);
+    let mut d = draft(&[
+        "WWW.Example.COM",
+        "*.example.com",
+        "127.0.0.1",
+        "::1",
+        "Ann@Example.ORG",
+    ]);
     d.common_name = "Api.Example.com".into();
     let names = lint(&d).expect("clean");
     assert_eq!(names.common_name.as_deref(), Some("api.example.com"));
@@ -53,14 +59,20 @@ fn common_name_already_among_sans_is_not_duplicated() {
     let mut d = draft(&["a.example", "b.example"]);
     d.common_name = "B.example".into();
     let names = lint(&d).expect("clean");
-    assert_eq!(names.subject_alt_names, vec![dns("a.example"), dns("b.example")]);
+    assert_eq!(
+        names.subject_alt_names,
+        vec![dns("a.example"), dns("b.example")]
+    );
 }
 
 #[test]
 fn bad_dns_names_are_all_listed() {
     let bad = [
         ("foo_bar.example", "characters other than a-z, 0-9 and '-'"),
-        ("has space.example", "characters other than a-z, 0-9 and '-'"),
+        (
+            "has space.example",
+            "characters other than a-z, 0-9 and '-'",
+        ),
         ("bücher.example", "xn-- A-labels"),
         ("trailing.example.", "trailing dot"),
         ("double..dot.example", "empty label"),
@@ -80,16 +92,28 @@ fn bad_dns_names_are_all_listed() {
     let found = problems(&draft(&names));
     assert_eq!(found.len(), bad.len() + 2, "{found:#?}");
     for ((name, reason), problem) in bad.iter().zip(&found) {
-        assert!(problem.contains(&format!("{name:?}")), "{problem} should name {name}");
+        assert!(
+            problem.contains(&format!("{name:?}")),
+            "{problem} should name {name}"
+        );
         assert!(problem.contains(reason), "{problem} should say {reason}");
     }
-    assert!(found[bad.len()].contains("64 characters; at most 63"), "{found:#?}");
+    assert!(
+        found[bad.len()].contains("64 characters; at most 63"),
+        "{found:#?}"
+    );
     assert!(found[bad.len() + 1].contains("at most 253"), "{found:#?}");
 }
 
 #[test]
 fn valid_dns_forms_pass() {
-    for name in ["localhost", "xn--bcher-kva.example", "a-b.c0.example", "*.a.example", "1a.example"] {
+    for name in [
+        "localhost",
+        "xn--bcher-kva.example",
+        "a-b.c0.example",
+        "*.a.example",
+        "1a.example",
+    ] {
         assert_eq!(check_dns_name(name, true), Ok(()), "{name}");
     }
     assert!(check_dns_name("*.a.example", false).is_err());
@@ -97,12 +121,22 @@ fn valid_dns_forms_pass() {
 
 #[test]
 fn email_sans_need_one_at_and_a_valid_domain() {
-    let found = problems(&draft(&["a@b@c.example", "@c.example", "x@under_score.example", "x@*.example", "ok@c.example"]));
+    let found = problems(&draft(&[
+        "a@b@c.example",
+        "@c.example",
+        "x@under_score.example",
+        "x@*.example",
+        "ok@c.example",
+    ]));
     assert_eq!(found.len(), 4, "{found:#?}");
     assert!(found[0].contains("exactly one '@'"), "{}", found[0]);
     assert!(found[1].contains("empty local part"), "{}", found[1]);
     assert!(found[2].contains("under_score.example"), "{}", found[2]);
-    assert!(found[3].contains("wildcards are not allowed"), "{}", found[3]);
+    assert!(
+        found[3].contains("wildcards are not allowed"),
+        "{}",
+        found[3]
+    );
 }
 
 #[test]
@@ -113,10 +147,24 @@ fn inverted_validity_no_sans_and_empty_usages_are_refused_together() {
     d.extended_key_usages.clear();
     let found = problems(&d);
     assert_eq!(found.len(), 4, "{found:#?}");
-    assert!(found[0].contains("not_after (2025-12-31T00:00:00Z) must be later than not_before (2026-01-01T00:00:00Z)"), "{}", found[0]);
-    assert!(found[1].starts_with("no subject alternative names"), "{}", found[1]);
+    assert!(
+        found[0].contains(
+            "not_after (2025-12-31T00:00:00Z) must be later than not_before (2026-01-01T00:00:00Z)"
+        ),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[1].starts_with("no subject alternative names"),
+        "{}",
+        found[1]
+    );
     assert!(found[2].starts_with("no key usage"), "{}", found[2]);
-    assert!(found[3].starts_with("no extended key usage"), "{}", found[3]);
+    assert!(
+        found[3].starts_with("no extended key usage"),
+        "{}",
+        found[3]
+    );
 }
 
 #[test]
@@ -133,13 +181,19 @@ fn serial_rules() {
         (vec![0x40; 21], "21 octets"),
         (vec![0x80; 16], "must be positive"),
         (vec![0; 16], "must not be zero"),
-        ([vec![0, 0x10], vec![1; 14]].concat(), "redundant leading zero"),
+        (
+            [vec![0, 0x10], vec![1; 14]].concat(),
+            "redundant leading zero",
+        ),
     ];
     for (serial, expected) in cases {
         let mut d = draft(&["a.example"]);
         d.serial = serial;
         let found = problems(&d);
-        assert!(found.iter().any(|p| p.contains(expected)), "{expected}: {found:#?}");
+        assert!(
+            found.iter().any(|p| p.contains(expected)),
+            "{expected}: {found:#?}"
+        );
     }
     let mut d = draft(&["a.example"]);
     d.serial = vec![0x01; 8];
@@ -153,7 +207,10 @@ fn tls_server_common_name_must_be_a_name() {
     let mut d = draft(&["a.example"]);
     d.common_name = "My Service".into();
     let found = problems(&d);
-    assert!(found[0].contains("\"My Service\" is not a valid DNS name"), "{found:#?}");
+    assert!(
+        found[0].contains("\"My Service\" is not a valid DNS name"),
+        "{found:#?}"
+    );
 
     // Outside TLS server certificates a descriptive CN is fine and not made a SAN.
     d.extended_key_usages = vec![ExtendedKeyUsage::ClientAuth];
@@ -187,7 +244,10 @@ fn weak_rsa_keys_are_refused() {
 #[test]
 fn time_stamping_must_stand_alone() {
     let mut d = draft(&["a.example"]);
-    d.extended_key_usages = vec![ExtendedKeyUsage::TimeStamping, ExtendedKeyUsage::CodeSigning];
+    d.extended_key_usages = vec![
+        ExtendedKeyUsage::TimeStamping,
+        ExtendedKeyUsage::CodeSigning,
+    ];
     assert!(problems(&d)[0].contains("timeStamping must be the only"));
 }
 
@@ -207,8 +267,20 @@ fn revocation_urls_must_be_http() {
 
 #[test]
 fn classification_follows_the_api_rules() {
-    assert_eq!(SubjectAltName::classify("10.0.0.1"), SubjectAltName::Ip("10.0.0.1".parse().expect("ip")));
-    assert_eq!(SubjectAltName::classify("2001:DB8::1").to_string(), "2001:db8::1");
-    assert_eq!(SubjectAltName::classify("X@Y.Example"), SubjectAltName::Email("X@y.example".into()));
-    assert_eq!(SubjectAltName::classify("Host.Example"), dns("host.example"));
+    assert_eq!(
+        SubjectAltName::classify("10.0.0.1"),
+        SubjectAltName::Ip("10.0.0.1".parse().expect("ip"))
+    );
+    assert_eq!(
+        SubjectAltName::classify("2001:DB8::1").to_string(),
+        "2001:db8::1"
+    );
+    assert_eq!(
+        SubjectAltName::classify("X@Y.Example"),
+        SubjectAltName::Email("X@y.example".into())
+    );
+    assert_eq!(
+        SubjectAltName::classify("Host.Example"),
+        dns("host.example")
+    );
 }
