@@ -15,6 +15,7 @@ pub mod listing;
 pub mod notification;
 pub mod owner;
 pub mod policy;
+pub mod policy_violation;
 pub mod profile;
 pub mod renewal;
 pub mod renewal_policy;
@@ -36,6 +37,7 @@ pub static RESOURCES: &[&ResourceSpec] = &[
     &certificate::SPEC,
     &job::SPEC,
     &policy::SPEC,
+    &policy_violation::SPEC,
     &notification::SPEC,
     &api_call::SPEC,
     &audit::SPEC,
