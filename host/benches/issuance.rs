@@ -18,7 +18,10 @@ const CONCURRENCY: usize = 16;
 const KEY: &str = "bench-admin-key";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18999)
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18999)
 }
 
 async fn issuance_rate() -> anyhow::Result<f64> {
@@ -68,7 +71,9 @@ async fn issuance_rate() -> anyhow::Result<f64> {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let body: Value = client
-            .get(format!("{base}/api/v1/certificates?status=Active&per_page=1"))
+            .get(format!(
+                "{base}/api/v1/certificates?status=Active&per_page=1"
+            ))
             .bearer_auth(KEY)
             .send()
             .await?
@@ -77,7 +82,10 @@ async fn issuance_rate() -> anyhow::Result<f64> {
         if body["total"].as_u64() == Some(CERTIFICATES as u64) {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "issuance did not finish in time: {body}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "issuance did not finish in time: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
@@ -88,14 +96,17 @@ async fn issuance_rate() -> anyhow::Result<f64> {
 
 fn signature_rate() -> anyhow::Result<f64> {
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).map_err(|_| anyhow::anyhow!("keygen"))?;
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).map_err(|_| anyhow::anyhow!("key"))?;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+        .map_err(|_| anyhow::anyhow!("keygen"))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|_| anyhow::anyhow!("key"))?;
     let message = [0x5a_u8; 512];
     let started = Instant::now();
     let mut n = 0_u64;
     while started.elapsed() < Duration::from_secs(2) {
         for _ in 0..100 {
-            key.sign(&rng, &message).map_err(|_| anyhow::anyhow!("sign"))?;
+            key.sign(&rng, &message)
+                .map_err(|_| anyhow::anyhow!("sign"))?;
         }
         n += 100;
     }
@@ -107,9 +118,14 @@ async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need.
     let issued = issuance_rate().await?;
     let signatures = signature_rate()?;
-    println!("issuance bench ({CERTIFICATES} certificates, {CONCURRENCY} concurrent API clients, server keygen, SQLite, loopback)");
+    println!(
+        "issuance bench ({CERTIFICATES} certificates, {CONCURRENCY} concurrent API clients, server keygen, SQLite, loopback)"
+    );
     println!("  certificates issued per second through the API : {issued:>10.1}");
     println!("  raw ECDSA P-256 signatures per second (ring)   : {signatures:>10.1}");
-    println!("  ratio signatures / issued certificates         : {:>10.1}", signatures / issued);
+    println!(
+        "  ratio signatures / issued certificates         : {:>10.1}",
+        signatures / issued
+    );
     Ok(())
 }

@@ -35,7 +35,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at `start`.
     pub fn new(start: OffsetDateTime) -> Self {
-        Self { now: std::sync::Mutex::new(start) }
+        Self {
+            now: std::sync::Mutex::new(start),
+        }
     }
 
     /// Moves time forward (or back, with a negative duration).

@@ -89,26 +89,46 @@ pub enum ConnectorError {
 impl ConnectorError {
     /// Whether the job may be retried after this error.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ConnectorError::Unavailable(_) | ConnectorError::Crashed(_))
+        matches!(
+            self,
+            ConnectorError::Unavailable(_) | ConnectorError::Crashed(_)
+        )
     }
 }
 
 /// An issuer connector. Methods return boxed futures so the trait stays object-safe.
 pub trait IssuerConnector: Send + Sync + 'static {
     /// Signs a new certificate.
-    fn issue<'a>(&'a self, req: &'a IssuanceRequest) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>>;
+    fn issue<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>>;
 
     /// Renews: a fresh issuance for the same names unless the CA has a renewal API.
-    fn renew<'a>(&'a self, req: &'a IssuanceRequest) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+    fn renew<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
         self.issue(req)
     }
 
     /// Tells the CA a certificate is revoked (best-effort; certctl records revocation anyway).
-    fn revoke<'a>(&'a self, serial_hex: &'a str, reason: &'a str) -> BoxFuture<'a, Result<(), ConnectorError>>;
+    fn revoke<'a>(
+        &'a self,
+        serial_hex: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>>;
 
     /// Status of an asynchronous order (CAs that issue later).
-    fn order_status<'a>(&'a self, order_id: &'a str) -> BoxFuture<'a, Result<Option<IssuanceResult>, ConnectorError>> {
-        Box::pin(async move { Err(ConnectorError::Unsupported(format!("order status for {order_id}"))) })
+    fn order_status<'a>(
+        &'a self,
+        order_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IssuanceResult>, ConnectorError>> {
+        Box::pin(async move {
+            Err(ConnectorError::Unsupported(format!(
+                "order status for {order_id}"
+            )))
+        })
     }
 
     /// The issuing CA chain (PEM), for `GET /issuers/{id}/ca` and trust bundles.
@@ -134,7 +154,11 @@ impl std::fmt::Debug for ConnectorContext {
 }
 
 /// Builds a connector from an issuer's type and config; validates the config on the way.
-pub type ConnectorFactory = Arc<dyn Fn(&Value, &ConnectorContext) -> Result<Arc<dyn IssuerConnector>, ConnectorError> + Send + Sync>;
+pub type ConnectorFactory = Arc<
+    dyn Fn(&Value, &ConnectorContext) -> Result<Arc<dyn IssuerConnector>, ConnectorError>
+        + Send
+        + Sync,
+>;
 
 /// Connector types this build knows, by issuer `type`.
 #[derive(Clone, Default)]
@@ -152,7 +176,13 @@ impl ConnectorTypes {
     /// The native connectors.
     pub fn native() -> Self {
         let mut t = Self::default();
-        t.register("local", Arc::new(|config, ctx| local::LocalIssuer::from_config(config, ctx).map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)));
+        t.register(
+            "local",
+            Arc::new(|config, ctx| {
+                local::LocalIssuer::from_config(config, ctx)
+                    .map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)
+            }),
+        );
         t
     }
 
@@ -162,11 +192,17 @@ impl ConnectorTypes {
     }
 
     /// Builds a connector, or explains why not.
-    pub fn build(&self, issuer_type: &str, config: &Value, ctx: &ConnectorContext) -> Result<Arc<dyn IssuerConnector>, ConnectorError> {
-        let factory = self
-            .factories
-            .get(issuer_type)
-            .ok_or_else(|| ConnectorError::Config(format!("no connector for issuer type \"{issuer_type}\" in this build")))?;
+    pub fn build(
+        &self,
+        issuer_type: &str,
+        config: &Value,
+        ctx: &ConnectorContext,
+    ) -> Result<Arc<dyn IssuerConnector>, ConnectorError> {
+        let factory = self.factories.get(issuer_type).ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "no connector for issuer type \"{issuer_type}\" in this build"
+            ))
+        })?;
         factory(config, ctx)
     }
 }

@@ -86,7 +86,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Pipeline")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,8 +110,19 @@ pub struct CheckedCsr {
 
 impl Pipeline {
     /// Creates the pipeline; call [`Pipeline::set_processor`] once the processor loop runs.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: PipelineSettings, registry: Addr<IssuerRegistry>) -> Self {
-        Self { store, clock, settings, registry, processor: Mutex::new(None) }
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: PipelineSettings,
+        registry: Addr<IssuerRegistry>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            settings,
+            registry,
+            processor: Mutex::new(None),
+        }
     }
 
     /// Registers the job processor loop so new work can wake it.
@@ -154,42 +167,78 @@ impl Pipeline {
 
     /// Checks a CSR against the certificate and its profile: signature, names, key rules,
     /// required SANs. The error names the problem.
-    pub async fn check_csr(&self, certificate: &Certificate, csr_pem: &str) -> Result<CheckedCsr, PipelineError> {
+    pub async fn check_csr(
+        &self,
+        certificate: &Certificate,
+        csr_pem: &str,
+    ) -> Result<CheckedCsr, PipelineError> {
         let rules = self.profile_rules(certificate).await?;
-        let info = crate::pki::csr::parse_csr(csr_pem).map_err(|e| PipelineError::Invalid(e.to_string()))?;
-        crate::pki::csr::check_names(&info, &certificate.common_name, &certificate.sans).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        let info = crate::pki::csr::parse_csr(csr_pem)
+            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        crate::pki::csr::check_names(&info, &certificate.common_name, &certificate.sans)
+            .map_err(|e| PipelineError::Invalid(e.to_string()))?;
         let key_algorithm = info.public_key.algorithm().as_str().to_owned();
         let key_size = i64::from(info.public_key.key_size());
-        rules.check_key(&key_algorithm, key_size).map_err(PipelineError::Invalid)?;
+        rules
+            .check_key(&key_algorithm, key_size)
+            .map_err(PipelineError::Invalid)?;
         let mut names = certificate.sans.clone();
         names.push(certificate.common_name.clone());
-        rules.check_required_sans(&names).map_err(PipelineError::Invalid)?;
-        Ok(CheckedCsr { pem: csr_pem.to_owned(), key_algorithm, key_size })
+        rules
+            .check_required_sans(&names)
+            .map_err(PipelineError::Invalid)?;
+        Ok(CheckedCsr {
+            pem: csr_pem.to_owned(),
+            key_algorithm,
+            key_size,
+        })
     }
 
     /// `POST /agents/{id}/csr`: accepts the CSR for a job waiting for one.
-    pub async fn submit_csr(&self, agent_id: &str, job_id: &str, csr_pem: &str, actor: &Actor, caller_agent: Option<&str>) -> Result<Job, PipelineError> {
+    pub async fn submit_csr(
+        &self,
+        agent_id: &str,
+        job_id: &str,
+        csr_pem: &str,
+        actor: &Actor,
+        caller_agent: Option<&str>,
+    ) -> Result<Job, PipelineError> {
         if let Some(own) = caller_agent
             && own != agent_id
         {
-            return Err(PipelineError::Forbidden(format!("an agent may only submit CSRs as itself ({own})")));
+            return Err(PipelineError::Forbidden(format!(
+                "an agent may only submit CSRs as itself ({own})"
+            )));
         }
-        records::get(&self.store, &crate::domain::agent::SPEC, agent_id).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => PipelineError::NotFound(format!("agent {agent_id} not found")),
-            other => other.into(),
-        })?;
-        let job = jobs::get(&self.store, job_id).await?.ok_or_else(|| PipelineError::NotFound(format!("job {job_id} not found")))?;
+        records::get(&self.store, &crate::domain::agent::SPEC, agent_id)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => {
+                    PipelineError::NotFound(format!("agent {agent_id} not found"))
+                }
+                other => other.into(),
+            })?;
+        let job = jobs::get(&self.store, job_id)
+            .await?
+            .ok_or_else(|| PipelineError::NotFound(format!("job {job_id} not found")))?;
         if job.status != JobStatus::AwaitingCSR {
-            return Err(PipelineError::Conflict(format!("job {job_id} is {}, not AwaitingCSR", job.status)));
+            return Err(PipelineError::Conflict(format!(
+                "job {job_id} is {}, not AwaitingCSR",
+                job.status
+            )));
         }
         if let Some(assigned) = &job.agent_id
             && assigned != agent_id
         {
-            return Err(PipelineError::Conflict(format!("job {job_id} is assigned to agent {assigned}")));
+            return Err(PipelineError::Conflict(format!(
+                "job {job_id} is assigned to agent {assigned}"
+            )));
         }
         let certificate = certificates::get(&self.store, &job.certificate_id)
             .await?
-            .ok_or_else(|| PipelineError::NotFound(format!("certificate {} not found", job.certificate_id)))?;
+            .ok_or_else(|| {
+                PipelineError::NotFound(format!("certificate {} not found", job.certificate_id))
+            })?;
         let checked = self.check_csr(&certificate, csr_pem).await?;
         let job = jobs::transition(
             &self.store,
@@ -205,25 +254,49 @@ impl Pipeline {
     }
 
     /// `POST /certificates/{id}/renew`: a Renewal job unless one is open.
-    pub async fn request_renewal(&self, certificate_id: &str, actor: &Actor, trigger: &str) -> Result<Job, PipelineError> {
+    pub async fn request_renewal(
+        &self,
+        certificate_id: &str,
+        actor: &Actor,
+        trigger: &str,
+    ) -> Result<Job, PipelineError> {
         let certificate = certificates::get(&self.store, certificate_id)
             .await?
-            .ok_or_else(|| PipelineError::NotFound(format!("certificate {certificate_id} not found")))?;
+            .ok_or_else(|| {
+                PipelineError::NotFound(format!("certificate {certificate_id} not found"))
+            })?;
         if matches!(certificate.status.as_str(), "Archived" | "Revoked") {
-            return Err(PipelineError::Conflict(format!("certificate {certificate_id} is {}", certificate.status)));
+            return Err(PipelineError::Conflict(format!(
+                "certificate {certificate_id} is {}",
+                certificate.status
+            )));
         }
         if certificate.issuer_id.is_none() {
-            return Err(PipelineError::Conflict(format!("certificate {certificate_id} has no issuer_id; set one first")));
+            return Err(PipelineError::Conflict(format!(
+                "certificate {certificate_id} has no issuer_id; set one first"
+            )));
         }
-        if let Some(open) = jobs::open_for_certificate(&self.store, certificate_id, &["Issuance", "Renewal"]).await? {
-            return Err(PipelineError::Conflict(format!("{} job {} is already open for this certificate ({})", open.job_type, open.id, open.status)));
+        if let Some(open) =
+            jobs::open_for_certificate(&self.store, certificate_id, &["Issuance", "Renewal"])
+                .await?
+        {
+            return Err(PipelineError::Conflict(format!(
+                "{} job {} is already open for this certificate ({})",
+                open.job_type, open.id, open.status
+            )));
         }
         let agent = self.assigned_agent(certificate_id).await?;
         let mut tx = self.store.begin_write().await.map_err(StoreError::from)?;
         let id = jobs::create_in(
             &mut tx,
             &self.store,
-            &NewJob { job_type: "Renewal", certificate_id, target_id: None, agent_id: agent.as_deref(), max_attempts: 3 },
+            &NewJob {
+                job_type: "Renewal",
+                certificate_id,
+                target_id: None,
+                agent_id: agent.as_deref(),
+                max_attempts: 3,
+            },
             &self.now_text(),
             actor,
             json!({"trigger": trigger}),
@@ -231,28 +304,53 @@ impl Pipeline {
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
         self.poke_processor();
-        Ok(jobs::get(&self.store, &id).await?.ok_or_else(|| PipelineError::NotFound(id))?)
+        jobs::get(&self.store, &id)
+            .await?
+            .ok_or(PipelineError::NotFound(id))
     }
 
     /// The agent that holds keys for a certificate: the agent of its first mapped target.
     pub async fn assigned_agent(&self, certificate_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(certificates::mapped_targets(&self.store, certificate_id).await?.into_iter().find_map(|t| t.agent_id))
+        Ok(certificates::mapped_targets(&self.store, certificate_id)
+            .await?
+            .into_iter()
+            .find_map(|t| t.agent_id))
     }
 
     /// Advances one due Pending Issuance/Renewal job as far as it can go now.
     pub async fn process(&self, job: Job) -> Result<(), PipelineError> {
         let now = self.now_text();
         let Some(certificate) = certificates::get(&self.store, &job.certificate_id).await? else {
-            self.finish_failure(&job, "certificate no longer exists", false).await?;
+            self.finish_failure(&job, "certificate no longer exists", false)
+                .await?;
             return Ok(());
         };
         if matches!(certificate.status.as_str(), "Archived" | "Revoked") {
-            jobs::transition(&self.store, &job.id, JobEvent::Cancel, Changes { reason: Some(format!("certificate is {}", certificate.status)), ..Changes::default() }, &now, &system()).await?;
+            jobs::transition(
+                &self.store,
+                &job.id,
+                JobEvent::Cancel,
+                Changes {
+                    reason: Some(format!("certificate is {}", certificate.status)),
+                    ..Changes::default()
+                },
+                &now,
+                &system(),
+            )
+            .await?;
             return Ok(());
         }
         let rules = self.profile_rules(&certificate).await?;
         if rules.requires_approval && !self.approved(&job.id).await? {
-            jobs::transition(&self.store, &job.id, JobEvent::RequireApproval, Changes::default(), &now, &system()).await?;
+            jobs::transition(
+                &self.store,
+                &job.id,
+                JobEvent::RequireApproval,
+                Changes::default(),
+                &now,
+                &system(),
+            )
+            .await?;
             return Ok(());
         }
         if self.settings.keygen_mode == KeygenMode::Agent && job.csr_pem.is_none() {
@@ -263,7 +361,18 @@ impl Pipeline {
                 self.assign_agent(&job.id, &agent).await?;
                 details["agent_id"] = json!(agent);
             }
-            jobs::transition(&self.store, &job.id, JobEvent::AwaitCsr, Changes { details: Some(details), ..Changes::default() }, &now, &system()).await?;
+            jobs::transition(
+                &self.store,
+                &job.id,
+                JobEvent::AwaitCsr,
+                Changes {
+                    details: Some(details),
+                    ..Changes::default()
+                },
+                &now,
+                &system(),
+            )
+            .await?;
             return Ok(());
         }
         let lease = self.now() + self.settings.job_lease;
@@ -271,13 +380,31 @@ impl Pipeline {
             &self.store,
             &job.id,
             JobEvent::Start,
-            Changes { lease_expires_at: Some(certctl_core::timestamp::format(lease)), count_attempt: true, ..Changes::default() },
+            Changes {
+                lease_expires_at: Some(certctl_core::timestamp::format(lease)),
+                count_attempt: true,
+                ..Changes::default()
+            },
             &now,
             &system(),
         )
         .await?;
-        if job.job_type == "Renewal" && matches!(certificate.status.as_str(), "Active" | "Expiring" | "Expired" | "Failed") {
-            certificates::set_status(&self.store, &certificate.id, &certificate.status, "RenewalInProgress", &now, &system(), json!({"job_id": job.id})).await?;
+        if job.job_type == "Renewal"
+            && matches!(
+                certificate.status.as_str(),
+                "Active" | "Expiring" | "Expired" | "Failed"
+            )
+        {
+            certificates::set_status(
+                &self.store,
+                &certificate.id,
+                &certificate.status,
+                "RenewalInProgress",
+                &now,
+                &system(),
+                json!({"job_id": job.id}),
+            )
+            .await?;
         }
         match self.issue(&job, &certificate, &rules).await {
             Ok(()) => Ok(()),
@@ -289,7 +416,10 @@ impl Pipeline {
     }
 
     async fn approved(&self, job_id: &str) -> Result<bool, StoreError> {
-        let mut sql = crate::store::sql::Sql::new(self.store.dialect(), "SELECT approved_by FROM jobs WHERE id = ");
+        let mut sql = crate::store::sql::Sql::new(
+            self.store.dialect(),
+            "SELECT approved_by FROM jobs WHERE id = ",
+        );
         sql.bind_text(job_id);
         let row = sql.query().fetch_optional(self.store.pool()).await?;
         Ok(match row {
@@ -299,52 +429,109 @@ impl Pipeline {
     }
 
     async fn assign_agent(&self, job_id: &str, agent_id: &str) -> Result<(), StoreError> {
-        let mut sql = crate::store::sql::Sql::new(self.store.dialect(), "UPDATE jobs SET agent_id = ");
-        sql.bind_text(agent_id).push(" WHERE id = ").bind_text(job_id).push(" AND agent_id IS NULL");
+        let mut sql =
+            crate::store::sql::Sql::new(self.store.dialect(), "UPDATE jobs SET agent_id = ");
+        sql.bind_text(agent_id)
+            .push(" WHERE id = ")
+            .bind_text(job_id)
+            .push(" AND agent_id IS NULL");
         sql.query().execute(self.store.pool()).await?;
         Ok(())
     }
 
     /// Records an operator's approval so the processor does not ask again.
-    pub async fn approve(&self, job_id: &str, actor: &Actor, reason: Option<String>) -> Result<Job, PipelineError> {
+    pub async fn approve(
+        &self,
+        job_id: &str,
+        actor: &Actor,
+        reason: Option<String>,
+    ) -> Result<Job, PipelineError> {
         let mut tx = self.store.begin_write().await.map_err(StoreError::from)?;
-        let job = jobs::transition_in(&mut tx, &self.store, job_id, JobEvent::Approve, Changes { reason, ..Changes::default() }, &self.now_text(), actor).await?;
-        let mut sql = crate::store::sql::Sql::new(self.store.dialect(), "UPDATE jobs SET approved_by = ");
-        sql.bind_text(actor.name.clone()).push(" WHERE id = ").bind_text(job_id);
-        sql.query().execute(&mut *tx).await.map_err(StoreError::from)?;
+        let job = jobs::transition_in(
+            &mut tx,
+            &self.store,
+            job_id,
+            JobEvent::Approve,
+            Changes {
+                reason,
+                ..Changes::default()
+            },
+            &self.now_text(),
+            actor,
+        )
+        .await?;
+        let mut sql =
+            crate::store::sql::Sql::new(self.store.dialect(), "UPDATE jobs SET approved_by = ");
+        sql.bind_text(actor.name.clone())
+            .push(" WHERE id = ")
+            .bind_text(job_id);
+        sql.query()
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
         self.poke_processor();
         Ok(job)
     }
 
     async fn server_csr(&self, certificate: &Certificate) -> Result<String, Failure> {
-        let key = rcgen::KeyPair::generate().map_err(|e| Failure::fatal(format!("server key generation: {e}")))?;
+        let key = rcgen::KeyPair::generate()
+            .map_err(|e| Failure::fatal(format!("server key generation: {e}")))?;
         let mut names = vec![certificate.common_name.clone()];
-        names.extend(certificate.sans.iter().filter(|s| **s != certificate.common_name).cloned());
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| Failure::fatal(e.to_string()))?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, certificate.common_name.clone());
+        names.extend(
+            certificate
+                .sans
+                .iter()
+                .filter(|s| **s != certificate.common_name)
+                .cloned(),
+        );
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
+            .map_err(|e| Failure::fatal(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, certificate.common_name.clone());
         for n in &names {
-            params.subject_alt_names.push(san_for(n).map_err(Failure::fatal)?);
+            params
+                .subject_alt_names
+                .push(san_for(n).map_err(Failure::fatal)?);
         }
-        let csr = params.serialize_request(&key).map_err(|e| Failure::fatal(format!("server CSR: {e}")))?;
-        let csr_pem = csr.pem().map_err(|e| Failure::fatal(format!("server CSR: {e}")))?;
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| Failure::fatal(format!("server CSR: {e}")))?;
+        let csr_pem = csr
+            .pem()
+            .map_err(|e| Failure::fatal(format!("server CSR: {e}")))?;
         let dir = &self.settings.server_key_dir;
-        std::fs::create_dir_all(dir).map_err(|e| Failure::fatal(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::fatal(format!("{}: {e}", dir.display())))?;
         let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         let path = dir.join(format!("{}.key", certificate.id));
-        crate::tls::write_private(&path, key.serialize_pem().as_bytes(), 0o600).map_err(|e| Failure::fatal(format!("{}: {e}", path.display())))?;
+        crate::tls::write_private(&path, key.serialize_pem().as_bytes(), 0o600)
+            .map_err(|e| Failure::fatal(format!("{}: {e}", path.display())))?;
         Ok(csr_pem)
     }
 
-    async fn issue(&self, job: &Job, certificate: &Certificate, rules: &ProfileRules) -> Result<(), Failure> {
-        let issuer_id = certificate.issuer_id.clone().ok_or_else(|| Failure::fatal("certificate has no issuer_id".into()))?;
+    async fn issue(
+        &self,
+        job: &Job,
+        certificate: &Certificate,
+        rules: &ProfileRules,
+    ) -> Result<(), Failure> {
+        let issuer_id = certificate
+            .issuer_id
+            .clone()
+            .ok_or_else(|| Failure::fatal("certificate has no issuer_id".into()))?;
         let csr_pem = match &job.csr_pem {
             Some(c) => c.clone(),
             None => self.server_csr(certificate).await?,
         };
-        let checked = self.check_csr(certificate, &csr_pem).await.map_err(|e| Failure::fatal(e.to_string()))?;
+        let checked = self
+            .check_csr(certificate, &csr_pem)
+            .await
+            .map_err(|e| Failure::fatal(e.to_string()))?;
         let not_before = self.now() - time::Duration::minutes(5);
-        let requested = time::Duration::try_from(self.settings.validity).unwrap_or(time::Duration::days(90));
+        let requested =
+            time::Duration::try_from(self.settings.validity).unwrap_or(time::Duration::days(90));
         let not_after = rules.not_after(self.now(), requested);
 
         let mut names = certificate.sans.clone();
@@ -358,17 +545,28 @@ impl Pipeline {
             names,
             issuer_id: issuer_id.clone(),
         };
-        let violations = self.evaluate_policies(&facts).await.map_err(|e| Failure::retryable(e.to_string()))?;
+        let violations = self
+            .evaluate_policies(&facts)
+            .await
+            .map_err(|e| Failure::retryable(e.to_string()))?;
         if let Some(blocking) = violations.iter().find(|v| v.blocks()) {
-            self.record_violations(&certificate.id, &violations).await.map_err(|e| Failure::retryable(e.to_string()))?;
-            return Err(Failure::fatal(format!("policy {} ({}) forbids this issuance: {}", blocking.rule_id, blocking.severity, blocking.message)));
+            self.record_violations(&certificate.id, &violations)
+                .await
+                .map_err(|e| Failure::retryable(e.to_string()))?;
+            return Err(Failure::fatal(format!(
+                "policy {} ({}) forbids this issuance: {}",
+                blocking.rule_id, blocking.severity, blocking.message
+            )));
         }
 
         let (crl_url, ocsp_url) = if rules.is_short_lived() {
             (None, None)
         } else {
             let base = self.settings.public_url.trim_end_matches('/');
-            (Some(format!("{base}/.well-known/pki/crl/{issuer_id}")), Some(format!("{base}/.well-known/pki/ocsp/{issuer_id}")))
+            (
+                Some(format!("{base}/.well-known/pki/crl/{issuer_id}")),
+                Some(format!("{base}/.well-known/pki/ocsp/{issuer_id}")),
+            )
         };
         let request = IssuanceRequest {
             job_id: job.id.clone(),
@@ -376,13 +574,23 @@ impl Pipeline {
             common_name: certificate.common_name.clone(),
             sans: certificate.sans.clone(),
             csr_pem: csr_pem.clone(),
-            ekus: if rules.ekus.is_empty() { vec!["serverAuth".into()] } else { rules.ekus.clone() },
+            ekus: if rules.ekus.is_empty() {
+                vec!["serverAuth".into()]
+            } else {
+                rules.ekus.clone()
+            },
             not_before,
             not_after,
             crl_url,
             ocsp_url,
         };
-        let addr = match self.registry.send(Lookup(issuer_id.clone())).await.ok().flatten() {
+        let addr = match self
+            .registry
+            .send(Lookup(issuer_id.clone()))
+            .await
+            .ok()
+            .flatten()
+        {
             Some(a) => a,
             None => {
                 let _ = self.registry.send(Rebuild).await;
@@ -391,15 +599,26 @@ impl Pipeline {
                     .await
                     .ok()
                     .flatten()
-                    .ok_or_else(|| Failure::fatal(format!("issuer {issuer_id} is unknown or disabled")))?
+                    .ok_or_else(|| {
+                        Failure::fatal(format!("issuer {issuer_id} is unknown or disabled"))
+                    })?
             }
         };
-        let call = if job.job_type == "Renewal" { IssuerCall::Renew(request) } else { IssuerCall::Issue(request) };
+        let call = if job.job_type == "Renewal" {
+            IssuerCall::Renew(request)
+        } else {
+            IssuerCall::Issue(request)
+        };
         let result = match addr.send(Call(call)).await {
             Ok(r) => r,
-            Err(e) => Err(ConnectorError::Crashed(format!("issuer actor unavailable: {e}"))),
+            Err(e) => Err(ConnectorError::Crashed(format!(
+                "issuer actor unavailable: {e}"
+            ))),
         };
-        let issued = result.map_err(|e| Failure { retryable: e.is_retryable(), message: e.to_string() })?;
+        let issued = result.map_err(|e| Failure {
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        })?;
         if self.settings.abort_before_commit {
             tracing::error!(job_id = %job.id, "fault injection: aborting before commit");
             std::process::abort();
@@ -416,9 +635,17 @@ impl Pipeline {
             issuer_id,
         };
         let now = self.now_text();
-        let committed = certificates::commit_issuance(&self.store, &job.id, certificate, &version, &violations, &now, &system())
-            .await
-            .map_err(|e| Failure::retryable(e.to_string()))?;
+        let committed = certificates::commit_issuance(
+            &self.store,
+            &job.id,
+            certificate,
+            &version,
+            &violations,
+            &now,
+            &system(),
+        )
+        .await
+        .map_err(|e| Failure::retryable(e.to_string()))?;
         match committed {
             Some(version_id) => {
                 tracing::info!(job_id = %job.id, certificate_id = %certificate.id, %version_id, serial = %version.serial_number, "certificate issued");
@@ -428,20 +655,33 @@ impl Pipeline {
                         certificate_id: Some(&certificate.id),
                         channel: "email",
                         recipient: None,
-                        message: format!("Certificate {} ({}) was renewed; new expiry {}", certificate.name, certificate.common_name, version.not_after),
+                        message: format!(
+                            "Certificate {} ({}) was renewed; new expiry {}",
+                            certificate.name, certificate.common_name, version.not_after
+                        ),
                         dedup_key: Some(format!("renewal-success:{}", job.id)),
                     };
-                    notifications::enqueue(&self.store, &n, &now).await.map_err(|e| Failure::retryable(e.to_string()))?;
+                    notifications::enqueue(&self.store, &n, &now)
+                        .await
+                        .map_err(|e| Failure::retryable(e.to_string()))?;
                 }
             }
-            None => tracing::warn!(job_id = %job.id, "job was already completed elsewhere; result discarded"),
+            None => {
+                tracing::warn!(job_id = %job.id, "job was already completed elsewhere; result discarded")
+            }
         }
         Ok(())
     }
 
     async fn evaluate_policies(&self, facts: &IssuanceFacts) -> Result<Vec<Violation>, StoreError> {
-        let q = crate::domain::listing::parse(&policy_spec::SPEC, &[("enabled".into(), "true".into()), ("per_page".into(), "500".into())])
-            .map_err(|e| StoreError::Database(e.to_string()))?;
+        let q = crate::domain::listing::parse(
+            &policy_spec::SPEC,
+            &[
+                ("enabled".into(), "true".into()),
+                ("per_page".into(), "500".into()),
+            ],
+        )
+        .map_err(|e| StoreError::Database(e.to_string()))?;
         let rules = records::list(&self.store, &policy_spec::SPEC, &q).await?;
         Ok(rules
             .rows
@@ -451,17 +691,26 @@ impl Pipeline {
                     r.get("id").and_then(Value::as_str).unwrap_or_default(),
                     r.get("type").and_then(Value::as_str).unwrap_or_default(),
                     r.get("config").unwrap_or(&Value::Null),
-                    r.get("severity").and_then(Value::as_str).unwrap_or("Warning"),
+                    r.get("severity")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Warning"),
                     facts,
                 )
             })
             .collect())
     }
 
-    async fn record_violations(&self, certificate_id: &str, violations: &[Violation]) -> Result<(), StoreError> {
+    async fn record_violations(
+        &self,
+        certificate_id: &str,
+        violations: &[Violation],
+    ) -> Result<(), StoreError> {
         let now = self.now_text();
         for v in violations {
-            let mut pv = crate::store::sql::Sql::new(self.store.dialect(), "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (");
+            let mut pv = crate::store::sql::Sql::new(
+                self.store.dialect(),
+                "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (",
+            );
             pv.bind_text(records::new_id("pv"))
                 .push(", ")
                 .bind_text(certificate_id)
@@ -481,11 +730,18 @@ impl Pipeline {
 
     /// Fails the job; retryable failures with attempts left get a backoff for the retry loop,
     /// the last failure marks the certificate Failed and notifies on renewals.
-    async fn finish_failure(&self, job: &Job, message: &str, retryable: bool) -> Result<(), PipelineError> {
+    async fn finish_failure(
+        &self,
+        job: &Job,
+        message: &str,
+        retryable: bool,
+    ) -> Result<(), PipelineError> {
         let now = self.now();
         let attempts_left = job.attempts < job.max_attempts;
         let retry_at = (retryable && attempts_left).then(|| {
-            let backoff = time::Duration::seconds(30 * 2_i64.pow(u32::try_from(job.attempts.clamp(0, 10)).unwrap_or(0)));
+            let backoff = time::Duration::seconds(
+                30 * 2_i64.pow(u32::try_from(job.attempts.clamp(0, 10)).unwrap_or(0)),
+            );
             certctl_core::timestamp::format(now + backoff)
         });
         let final_failure = retry_at.is_none();
@@ -493,14 +749,29 @@ impl Pipeline {
             &self.store,
             &job.id,
             JobEvent::Fail,
-            Changes { last_error: Some(Some(message.to_owned())), scheduled_at: Some(retry_at), ..Changes::default() },
+            Changes {
+                last_error: Some(Some(message.to_owned())),
+                scheduled_at: Some(retry_at),
+                ..Changes::default()
+            },
             &self.now_text(),
             &system(),
         )
         .await?;
-        if final_failure && let Some(cert) = certificates::get(&self.store, &job.certificate_id).await? {
+        if final_failure
+            && let Some(cert) = certificates::get(&self.store, &job.certificate_id).await?
+        {
             if matches!(cert.status.as_str(), "Pending" | "RenewalInProgress") {
-                certificates::set_status(&self.store, &cert.id, &cert.status, "Failed", &self.now_text(), &system(), json!({"job_id": job.id, "error": message})).await?;
+                certificates::set_status(
+                    &self.store,
+                    &cert.id,
+                    &cert.status,
+                    "Failed",
+                    &self.now_text(),
+                    &system(),
+                    json!({"job_id": job.id, "error": message}),
+                )
+                .await?;
             }
             if job.job_type == "Renewal" {
                 let n = NewNotification {
@@ -508,7 +779,10 @@ impl Pipeline {
                     certificate_id: Some(&cert.id),
                     channel: "email",
                     recipient: None,
-                    message: format!("Renewal of {} ({}) failed: {message}", cert.name, cert.common_name),
+                    message: format!(
+                        "Renewal of {} ({}) failed: {message}",
+                        cert.name, cert.common_name
+                    ),
                     dedup_key: Some(format!("renewal-failure:{}", job.id)),
                 };
                 notifications::enqueue(&self.store, &n, &self.now_text()).await?;
@@ -527,10 +801,16 @@ struct Failure {
 
 impl Failure {
     fn fatal(message: String) -> Self {
-        Self { message, retryable: false }
+        Self {
+            message,
+            retryable: false,
+        }
     }
     fn retryable(message: String) -> Self {
-        Self { message, retryable: true }
+        Self {
+            message,
+            retryable: true,
+        }
     }
 }
 
@@ -540,7 +820,12 @@ fn san_for(name: &str) -> Result<rcgen::SanType, String> {
         return Ok(rcgen::SanType::IpAddress(ip));
     }
     if name.contains('@') {
-        return name.try_into().map(rcgen::SanType::Rfc822Name).map_err(|e| format!("{name}: {e}"));
+        return name
+            .try_into()
+            .map(rcgen::SanType::Rfc822Name)
+            .map_err(|e| format!("{name}: {e}"));
     }
-    name.try_into().map(rcgen::SanType::DnsName).map_err(|e| format!("{name}: {e}"))
+    name.try_into()
+        .map(rcgen::SanType::DnsName)
+        .map_err(|e| format!("{name}: {e}"))
 }

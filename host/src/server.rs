@@ -22,6 +22,9 @@ use crate::actors::renewal_check::RenewalCheck;
 use crate::actors::scheduler::{LoopActor, LoopTask, Shutdown};
 use crate::actors::short_lived_expiry::ShortLivedExpiry;
 use crate::api::rate_limit::{Rate, RateLimiter};
+use crate::api::state::{AppState, RateLimits};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{AuthType, Config, KeygenMode, TlsMode};
 use crate::domain::audit::Actor;
 use crate::domain::issuer;
 use crate::domain::job_state::JobEvent;
@@ -29,12 +32,9 @@ use crate::issuer::{ConnectorContext, ConnectorTypes};
 use crate::notifier::Notifiers;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::pki::local_ca::LocalCa;
+use crate::store::api_calls::{self, ApiCall};
 use crate::store::jobs;
 use crate::store::records::{self, WriteError};
-use crate::api::state::{AppState, RateLimits};
-use crate::clock::{Clock, SystemClock};
-use crate::config::{AuthType, Config, KeygenMode, TlsMode};
-use crate::store::api_calls::{self, ApiCall};
 use crate::store::{Store, StoreError, api_keys, redact};
 use crate::tls::{self, TlsError};
 
@@ -155,26 +155,46 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         (None, None) => LocalCa::load_or_create(&config.data_dir.join("ca"))?,
         _ => {
             return Err(StartError::Ca(crate::pki::PkiError::CaFile {
-                path: config.ca_cert_path.clone().or_else(|| config.ca_key_path.clone()).unwrap_or_default(),
-                message: "sub-CA mode needs both CERTCTL_CA_CERT_PATH and CERTCTL_CA_KEY_PATH".into(),
+                path: config
+                    .ca_cert_path
+                    .clone()
+                    .or_else(|| config.ca_key_path.clone())
+                    .unwrap_or_default(),
+                message: "sub-CA mode needs both CERTCTL_CA_CERT_PATH and CERTCTL_CA_KEY_PATH"
+                    .into(),
             }));
         }
     };
-    seed_local_issuer(&store, clock.as_ref()).await.map_err(StartError::Seed)?;
+    seed_local_issuer(&store, clock.as_ref())
+        .await
+        .map_err(StartError::Seed)?;
     if config.keygen_mode == KeygenMode::Server {
-        tracing::warn!("CERTCTL_KEYGEN_MODE=server: private keys are generated on the server (demo only); use agent mode in production");
+        tracing::warn!(
+            "CERTCTL_KEYGEN_MODE=server: private keys are generated on the server (demo only); use agent mode in production"
+        );
     }
-    let connector_ctx = ConnectorContext { local_ca: Arc::new(local_ca) };
+    let connector_ctx = ConnectorContext {
+        local_ca: Arc::new(local_ca),
+    };
     let issuer_types = ConnectorTypes::native();
-    let registry = IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone()).start();
+    let registry =
+        IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone()).start();
     match registry.send(Rebuild).await {
         Ok(Ok(n)) => tracing::info!(issuers = n, "issuer actors started"),
         Ok(Err(e)) => return Err(StartError::Seed(e)),
         Err(e) => tracing::warn!(error = %e, "issuer registry did not answer"),
     }
-    let scheme = if config.tls_mode == TlsMode::Off { "http" } else { "https" };
+    let scheme = if config.tls_mode == TlsMode::Off {
+        "http"
+    } else {
+        "https"
+    };
     let public_url = config.public_url.clone().unwrap_or_else(|| {
-        let host = if config.host == "0.0.0.0" || config.host == "::" { "localhost" } else { config.host.as_str() };
+        let host = if config.host == "0.0.0.0" || config.host == "::" {
+            "localhost"
+        } else {
+            config.host.as_str()
+        };
         format!("{scheme}://{host}:{}", config.port)
     });
     let pipeline = Arc::new(Pipeline::new(
@@ -186,13 +206,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             public_url,
             job_lease: config.job_lease,
             server_key_dir: config.data_dir.join("server-keys"),
-            abort_before_commit: std::env::var("CERTCTL_FAULT_INJECT").is_ok_and(|v| v == "abort_before_commit"),
+            abort_before_commit: std::env::var("CERTCTL_FAULT_INJECT")
+                .is_ok_and(|v| v == "abort_before_commit"),
         },
         registry,
     ));
     if store.dialect() == crate::store::Dialect::Sqlite {
         // SQLite means one replica: any Running job was orphaned by our own previous run.
-        recover_orphans(&store, clock.as_ref()).await.map_err(StartError::Seed)?;
+        recover_orphans(&store, clock.as_ref())
+            .await
+            .map_err(StartError::Seed)?;
     }
     let loops = start_loops(&config, &pipeline);
 
@@ -291,7 +314,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!("HTTP server stopped; stopping scheduler loops");
     for (name, addr) in loops {
         if !addr.send(Shutdown(budget)).await.unwrap_or(false) {
-            tracing::warn!(loop_name = name, "loop did not drain within the shutdown budget");
+            tracing::warn!(
+                loop_name = name,
+                "loop did not drain within the shutdown budget"
+            );
         }
     }
     tracing::info!("draining the API-call log");
@@ -312,17 +338,45 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 fn start_loops(config: &Config, pipeline: &Arc<Pipeline>) -> Vec<(&'static str, Addr<LoopActor>)> {
     let p = pipeline.clone();
     let tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
-        (Arc::new(JobProcessor(p.clone())), config.job_processor_interval),
-        (Arc::new(RenewalCheck(p.clone())), config.renewal_check_interval),
+        (
+            Arc::new(JobProcessor(p.clone())),
+            config.job_processor_interval,
+        ),
+        (
+            Arc::new(RenewalCheck(p.clone())),
+            config.renewal_check_interval,
+        ),
         (Arc::new(JobRetry(p.clone())), config.job_retry_interval),
         (
-            Arc::new(JobTimeoutReaper { pipeline: p.clone(), awaiting_csr: config.awaiting_csr_timeout, awaiting_approval: config.awaiting_approval_timeout }),
+            Arc::new(JobTimeoutReaper {
+                pipeline: p.clone(),
+                awaiting_csr: config.awaiting_csr_timeout,
+                awaiting_approval: config.awaiting_approval_timeout,
+            }),
             config.job_timeout_interval,
         ),
-        (Arc::new(AgentHealth { pipeline: p.clone(), offline_after: config.agent_offline_after }), config.agent_health_interval),
-        (Arc::new(NotificationProcessor { pipeline: p.clone(), notifiers: Notifiers::default() }), config.notification_process_interval),
-        (Arc::new(NotificationRetry(p.clone())), config.notification_retry_interval),
-        (Arc::new(ShortLivedExpiry(p.clone())), config.short_lived_expiry_interval),
+        (
+            Arc::new(AgentHealth {
+                pipeline: p.clone(),
+                offline_after: config.agent_offline_after,
+            }),
+            config.agent_health_interval,
+        ),
+        (
+            Arc::new(NotificationProcessor {
+                pipeline: p.clone(),
+                notifiers: Notifiers::default(),
+            }),
+            config.notification_process_interval,
+        ),
+        (
+            Arc::new(NotificationRetry(p.clone())),
+            config.notification_retry_interval,
+        ),
+        (
+            Arc::new(ShortLivedExpiry(p.clone())),
+            config.short_lived_expiry_interval,
+        ),
     ];
     let mut loops = Vec::new();
     for (task, interval) in tasks {
@@ -343,7 +397,16 @@ async fn seed_local_issuer(store: &Store, clock: &dyn Clock) -> Result<(), Store
         Err(StoreError::NotFound { .. }) => {
             let values = serde_json::json!({"name": "Local CA", "type": "local", "config": {}, "enabled": true});
             let values = values.as_object().cloned().unwrap_or_default();
-            match records::create(store, &issuer::SPEC, "iss-local", values, &clock.now_text(), &Actor::system()).await {
+            match records::create(
+                store,
+                &issuer::SPEC,
+                "iss-local",
+                values,
+                &clock.now_text(),
+                &Actor::system(),
+            )
+            .await
+            {
                 Ok(_) => Ok(()),
                 Err(WriteError::Store(e)) => Err(e),
                 Err(e) => Err(StoreError::Database(e.to_string())),
@@ -357,9 +420,22 @@ async fn seed_local_issuer(store: &Store, clock: &dyn Clock) -> Result<(), Store
 async fn recover_orphans(store: &Store, clock: &dyn Clock) -> Result<(), StoreError> {
     let far_future = "9999-12-31T23:59:59.999Z";
     for job in jobs::expired_leases(store, far_future).await? {
-        match jobs::transition(store, &job.id, JobEvent::LeaseExpired, jobs::Changes::default(), &clock.now_text(), &Actor::system()).await {
-            Ok(_) => tracing::warn!(job_id = %job.id, "requeued a job left Running by the previous run"),
-            Err(e) => tracing::warn!(job_id = %job.id, error = %e, "could not requeue orphaned job"),
+        match jobs::transition(
+            store,
+            &job.id,
+            JobEvent::LeaseExpired,
+            jobs::Changes::default(),
+            &clock.now_text(),
+            &Actor::system(),
+        )
+        .await
+        {
+            Ok(_) => {
+                tracing::warn!(job_id = %job.id, "requeued a job left Running by the previous run")
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "could not requeue orphaned job")
+            }
         }
     }
     Ok(())

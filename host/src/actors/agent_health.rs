@@ -31,28 +31,56 @@ impl LoopTask for AgentHealth {
             let p = &self.pipeline;
             let now = p.clock.now_text();
             let cutoff = certctl_core::timestamp::format(p.clock.now() - self.offline_after);
-            let mut find = Sql::new(p.store.dialect(), "SELECT id FROM agents WHERE status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ");
+            let mut find = Sql::new(
+                p.store.dialect(),
+                "SELECT id FROM agents WHERE status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ",
+            );
             find.bind_text(cutoff.clone()).push(")");
-            let rows = find.query().fetch_all(p.store.pool()).await.map_err(|e| e.to_string())?;
+            let rows = find
+                .query()
+                .fetch_all(p.store.pool())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut marked = 0;
             for row in rows {
                 let id: String = sqlx::Row::try_get(&row, 0).map_err(|e| e.to_string())?;
                 let mut tx = p.store.begin_write().await.map_err(|e| e.to_string())?;
-                let mut up = Sql::new(p.store.dialect(), "UPDATE agents SET status = 'Offline', updated_at = ");
+                let mut up = Sql::new(
+                    p.store.dialect(),
+                    "UPDATE agents SET status = 'Offline', updated_at = ",
+                );
                 up.bind_text(now.clone()).push(" WHERE id = ").bind_text(id.clone()).push(" AND status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ").bind_text(cutoff.clone()).push(")");
-                if up.query().execute(&mut *tx).await.map_err(|e| e.to_string())?.rows_affected() == 1 {
-                    audit::append(&mut tx, p.store.dialect(), &AuditEntry {
-                        actor: Actor::system(),
-                        action: "agent_offline".into(),
-                        resource_type: "agent".into(),
-                        resource_id: id,
-                        details: json!({"no_heartbeat_since": cutoff}),
-                    }, &now).await.map_err(|e| e.to_string())?;
+                if up
+                    .query()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .rows_affected()
+                    == 1
+                {
+                    audit::append(
+                        &mut tx,
+                        p.store.dialect(),
+                        &AuditEntry {
+                            actor: Actor::system(),
+                            action: "agent_offline".into(),
+                            resource_type: "agent".into(),
+                            resource_id: id,
+                            details: json!({"no_heartbeat_since": cutoff}),
+                        },
+                        &now,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     marked += 1;
                 }
                 tx.commit().await.map_err(|e| e.to_string())?;
             }
-            Ok(if marked > 0 { format!("{marked} agents marked Offline") } else { String::new() })
+            Ok(if marked > 0 {
+                format!("{marked} agents marked Offline")
+            } else {
+                String::new()
+            })
         })
     }
 }

@@ -9,7 +9,10 @@ use actix::prelude::*;
 use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
 
-use crate::issuer::{ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult, IssuerConnector};
+use crate::issuer::{
+    ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult,
+    IssuerConnector,
+};
 
 /// What the actor is built from (kept to rebuild the connector on restart).
 #[derive(Debug, Clone)]
@@ -42,7 +45,14 @@ impl IssuerActor {
         if let Err(e) = &connector {
             tracing::warn!(issuer_id = %spec.id, error = %e, "issuer connector could not be built");
         }
-        Self { spec, types, ctx, connector, permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)), restarts: 0 }
+        Self {
+            spec,
+            types,
+            ctx,
+            connector,
+            permits: Arc::new(Semaphore::new(DEFAULT_CONCURRENCY)),
+            restarts: 0,
+        }
     }
 }
 
@@ -54,7 +64,9 @@ impl Supervised for IssuerActor {
     fn restarting(&mut self, _ctx: &mut Context<Self>) {
         self.restarts += 1;
         tracing::warn!(issuer_id = %self.spec.id, restarts = self.restarts, "restarting issuer actor with a fresh connector");
-        self.connector = self.types.build(&self.spec.issuer_type, &self.spec.config, &self.ctx);
+        self.connector = self
+            .types
+            .build(&self.spec.issuer_type, &self.spec.config, &self.ctx);
     }
 }
 
@@ -86,7 +98,10 @@ impl Handler<Call> for IssuerActor {
         let permits = self.permits.clone();
         let issuer_id = self.spec.id.clone();
         let fut = async move {
-            let _permit = permits.acquire_owned().await.map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
             let call = async {
                 match &msg.0 {
                     IssuerCall::Issue(req) => connector.issue(req).await,
@@ -102,7 +117,9 @@ impl Handler<Call> for IssuerActor {
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
                     tracing::error!(%issuer_id, panic = %text, "issuer connector panicked");
-                    Err(ConnectorError::Crashed(format!("panic in issuer {issuer_id}: {text}")))
+                    Err(ConnectorError::Crashed(format!(
+                        "panic in issuer {issuer_id}: {text}"
+                    )))
                 }
             }
         };

@@ -22,7 +22,12 @@ pub struct IssuerRegistry {
 impl IssuerRegistry {
     /// An empty registry; send [`Rebuild`] to load issuers.
     pub fn new(store: Store, types: ConnectorTypes, ctx: ConnectorContext) -> Self {
-        Self { store, types, ctx, actors: HashMap::new() }
+        Self {
+            store,
+            types,
+            ctx,
+            actors: HashMap::new(),
+        }
     }
 }
 
@@ -31,7 +36,9 @@ impl Actor for IssuerRegistry {
 }
 
 async fn load(store: &Store) -> Result<Vec<IssuerSpec>, StoreError> {
-    let rows = sqlx::query("SELECT id, type, config, enabled FROM issuers").fetch_all(store.pool()).await?;
+    let rows = sqlx::query("SELECT id, type, config, enabled FROM issuers")
+        .fetch_all(store.pool())
+        .await?;
     let mut out = Vec::new();
     for row in rows {
         let enabled = match row.try_get::<bool, _>(3) {
@@ -45,7 +52,8 @@ async fn load(store: &Store) -> Result<Vec<IssuerSpec>, StoreError> {
         out.push(IssuerSpec {
             id: row.try_get(0)?,
             issuer_type: row.try_get(1)?,
-            config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?,
+            config: serde_json::from_str(&config)
+                .map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?,
         });
     }
     Ok(out)

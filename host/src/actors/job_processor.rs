@@ -27,7 +27,14 @@ impl LoopTask for JobProcessor {
     fn tick(self: Arc<Self>) -> BoxFuture<'static, Result<String, String>> {
         Box::pin(async move {
             let p = &self.0;
-            let due = jobs::due(&p.store, &["Issuance", "Renewal"], &p.clock.now_text(), BATCH).await.map_err(|e| e.to_string())?;
+            let due = jobs::due(
+                &p.store,
+                &["Issuance", "Renewal"],
+                &p.clock.now_text(),
+                BATCH,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if due.is_empty() {
                 return Ok(String::new());
             }

@@ -25,20 +25,39 @@ impl LoopTask for NotificationRetry {
         Box::pin(async move {
             let p = &self.0;
             let now = p.clock.now_text();
-            let failed = notifications::due(&p.store, "Failed", &now, 500).await.map_err(|e| e.to_string())?;
+            let failed = notifications::due(&p.store, "Failed", &now, 500)
+                .await
+                .map_err(|e| e.to_string())?;
             let (mut requeued, mut dead) = (0, 0);
             for n in failed {
                 if n.attempts >= MAX_ATTEMPTS {
-                    notifications::set_status(&p.store, &n.id, "Failed", "DeadLetter", false, Some(&format!("gave up after {} attempts", n.attempts)), None, &now)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    notifications::set_status(
+                        &p.store,
+                        &n.id,
+                        "Failed",
+                        "DeadLetter",
+                        false,
+                        Some(&format!("gave up after {} attempts", n.attempts)),
+                        None,
+                        &now,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     dead += 1;
                 } else {
-                    notifications::set_status(&p.store, &n.id, "Failed", "Pending", false, None, None, &now).await.map_err(|e| e.to_string())?;
+                    notifications::set_status(
+                        &p.store, &n.id, "Failed", "Pending", false, None, None, &now,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
                     requeued += 1;
                 }
             }
-            Ok(if requeued + dead > 0 { format!("{requeued} requeued, {dead} dead-lettered") } else { String::new() })
+            Ok(if requeued + dead > 0 {
+                format!("{requeued} requeued, {dead} dead-lettered")
+            } else {
+                String::new()
+            })
         })
     }
 }

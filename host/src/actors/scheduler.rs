@@ -48,7 +48,10 @@ impl LoopActor {
         let name = self.task.name();
         if self.in_flight {
             if reason == "interval" {
-                tracing::info!(loop_name = name, "previous tick still running; skipping this one");
+                tracing::info!(
+                    loop_name = name,
+                    "previous tick still running; skipping this one"
+                );
             } else {
                 self.poked_while_busy = true;
             }
@@ -81,7 +84,8 @@ impl Actor for LoopActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(loop_name = self.task.name(), interval = ?self.interval, "scheduler loop started");
-        self.interval_handle = Some(ctx.run_interval(self.interval, |act, ctx| act.tick(ctx, "interval")));
+        self.interval_handle =
+            Some(ctx.run_interval(self.interval, |act, ctx| act.tick(ctx, "interval")));
         // First tick right away, so work left from before a restart is picked up promptly.
         self.tick(ctx, "startup");
     }
@@ -116,7 +120,9 @@ impl Handler<Shutdown> for LoopActor {
         let name = self.task.name();
         Box::pin(
             async move {
-                tokio::time::timeout(msg.0, idle.wait_for(|idle| *idle)).await.is_ok()
+                tokio::time::timeout(msg.0, idle.wait_for(|idle| *idle))
+                    .await
+                    .is_ok()
             }
             .into_actor(self)
             .map(move |drained, _act, ctx| {
@@ -159,7 +165,11 @@ mod tests {
 
     #[actix::test]
     async fn never_overlaps_and_drains_on_shutdown() {
-        let task = Arc::new(Slow { runs: AtomicUsize::new(0), max_parallel: AtomicUsize::new(0), current: AtomicUsize::new(0) });
+        let task = Arc::new(Slow {
+            runs: AtomicUsize::new(0),
+            max_parallel: AtomicUsize::new(0),
+            current: AtomicUsize::new(0),
+        });
         let addr = LoopActor::new(task.clone(), Duration::from_millis(20)).start();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(addr.send(Shutdown(Duration::from_secs(2))).await.unwrap());
@@ -168,12 +178,20 @@ mod tests {
         // 400 ms of 120 ms ticks with 20 ms interval: about 3–4 runs, never 20.
         assert!((2..=5).contains(&runs), "runs = {runs}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(task.runs.load(Ordering::SeqCst), runs, "no ticks after shutdown");
+        assert_eq!(
+            task.runs.load(Ordering::SeqCst),
+            runs,
+            "no ticks after shutdown"
+        );
     }
 
     #[actix::test]
     async fn poke_runs_early() {
-        let task = Arc::new(Slow { runs: AtomicUsize::new(0), max_parallel: AtomicUsize::new(0), current: AtomicUsize::new(0) });
+        let task = Arc::new(Slow {
+            runs: AtomicUsize::new(0),
+            max_parallel: AtomicUsize::new(0),
+            current: AtomicUsize::new(0),
+        });
         let addr = LoopActor::new(task.clone(), Duration::from_secs(3600)).start();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(task.runs.load(Ordering::SeqCst), 1, "startup tick");

@@ -31,16 +31,35 @@ impl LoopTask for ShortLivedExpiry {
                  WHERE pr.max_ttl_seconds < 3600 AND c.status IN ('Active', 'Expiring', 'RenewalInProgress') AND c.expires_at IS NOT NULL AND c.expires_at <= ",
             );
             sql.bind_text(now.clone());
-            let rows = sql.query().fetch_all(p.store.pool()).await.map_err(|e| e.to_string())?;
+            let rows = sql
+                .query()
+                .fetch_all(p.store.pool())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut expired = 0;
             for row in rows {
                 let id: String = sqlx::Row::try_get(&row, 0).map_err(|e| e.to_string())?;
                 let status: String = sqlx::Row::try_get(&row, 1).map_err(|e| e.to_string())?;
-                if certificates::set_status(&p.store, &id, &status, "Expired", &now, &Actor::system(), json!({"short_lived": true})).await.map_err(|e| e.to_string())? {
+                if certificates::set_status(
+                    &p.store,
+                    &id,
+                    &status,
+                    "Expired",
+                    &now,
+                    &Actor::system(),
+                    json!({"short_lived": true}),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                {
                     expired += 1;
                 }
             }
-            Ok(if expired > 0 { format!("{expired} short-lived certificates expired") } else { String::new() })
+            Ok(if expired > 0 {
+                format!("{expired} short-lived certificates expired")
+            } else {
+                String::new()
+            })
         })
     }
 }

@@ -16,9 +16,16 @@ pub fn optional_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Ap
 }
 
 /// Reads a string field, refusing other types and unknown fields.
-pub fn string_field(body: &serde_json::Map<String, Value>, name: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+pub fn string_field(
+    body: &serde_json::Map<String, Value>,
+    name: &str,
+    allowed: &[&str],
+) -> Result<Option<String>, ApiError> {
     if let Some(k) = body.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::field(k.clone(), format!("{k}: unknown field (allowed: {})", allowed.join(", "))));
+        return Err(ApiError::field(
+            k.clone(),
+            format!("{k}: unknown field (allowed: {})", allowed.join(", ")),
+        ));
     }
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),

@@ -24,13 +24,21 @@ pub fn after_create<'a>(
     actor: &'a Actor,
 ) -> BoxFuture<'a, Result<(), StoreError>> {
     Box::pin(async move {
-        let (Some(Value::String(id)), Some(Value::String(_issuer))) = (record.get("id"), record.get("issuer_id")) else {
+        let (Some(Value::String(id)), Some(Value::String(_issuer))) =
+            (record.get("id"), record.get("issuer_id"))
+        else {
             return Ok(());
         };
         jobs::create_in(
             tx,
             store,
-            &NewJob { job_type: "Issuance", certificate_id: id, target_id: None, agent_id: None, max_attempts: 3 },
+            &NewJob {
+                job_type: "Issuance",
+                certificate_id: id,
+                target_id: None,
+                agent_id: None,
+                max_attempts: 3,
+            },
             now,
             actor,
             json!({"trigger": "certificate_created"}),
@@ -50,9 +58,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /certificates/{id}/renew` → 202 with the renewal job.
-async fn renew(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let job = state.pipeline.request_renewal(&id, &principal(&req).actor, "manual").await?;
-    Ok(HttpResponse::Accepted().json(records::get(&state.store, &crate::domain::job::SPEC, &job.id).await?))
+async fn renew(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = state
+        .pipeline
+        .request_renewal(&id, &principal(&req).actor, "manual")
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .json(records::get(&state.store, &crate::domain::job::SPEC, &job.id).await?))
 }
 
 async fn ensure_certificate(state: &AppState, id: &str) -> Result<(), ApiError> {
@@ -61,7 +77,10 @@ async fn ensure_certificate(state: &AppState, id: &str) -> Result<(), ApiError> 
 }
 
 /// `GET /certificates/{id}/versions`: newest first, each with its PEM chain.
-async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn versions(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     ensure_certificate(&state, &id).await?;
     let versions = certificates::versions(&state.store, &id).await?;
     let total = versions.len();
@@ -69,39 +88,81 @@ async fn versions(state: web::Data<AppState>, id: web::Path<String>) -> Result<H
 }
 
 /// `GET /certificates/{id}/targets`.
-async fn list_targets(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn list_targets(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     ensure_certificate(&state, &id).await?;
     let mut data = Vec::new();
     for m in certificates::mapped_targets(&state.store, &id).await? {
-        data.push(Value::Object(records::get(&state.store, &target::SPEC, &m.target_id).await?));
+        data.push(Value::Object(
+            records::get(&state.store, &target::SPEC, &m.target_id).await?,
+        ));
     }
     let total = data.len();
     Ok(HttpResponse::Ok().json(json!({"data": data, "total": total})))
 }
 
 /// `POST /certificates/{id}/targets` `{"target_id": "t-…"}` → 201 (200 when already mapped).
-async fn map_target(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn map_target(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let body = parse_json(&body)?;
-    let obj = body.as_object().ok_or_else(|| ApiError::field("body", "body: must be a JSON object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::field("body", "body: must be a JSON object"))?;
     let target_id = super::actions::string_field(obj, "target_id", &["target_id"])?
         .ok_or_else(|| ApiError::field("target_id", "target_id: is required"))?;
     ensure_certificate(&state, &id).await?;
     match records::get(&state.store, &target::SPEC, &target_id).await {
-        Err(StoreError::NotFound { .. }) => return Err(ApiError::field("target_id", format!("target_id: target \"{target_id}\" does not exist"))),
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::field(
+                "target_id",
+                format!("target_id: target \"{target_id}\" does not exist"),
+            ));
+        }
         other => other?,
     };
-    let added = certificates::map_target(&state.store, &id, &target_id, &state.clock.now_text(), &principal(&req).actor).await?;
+    let added = certificates::map_target(
+        &state.store,
+        &id,
+        &target_id,
+        &state.clock.now_text(),
+        &principal(&req).actor,
+    )
+    .await?;
     let body = json!({"certificate_id": *id, "target_id": target_id});
-    Ok(if added { HttpResponse::Created().json(body) } else { HttpResponse::Ok().json(body) })
+    Ok(if added {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
 }
 
 /// `DELETE /certificates/{id}/targets/{target_id}` → 204.
-async fn unmap_target(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+async fn unmap_target(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     let (id, target_id) = path.into_inner();
     ensure_certificate(&state, &id).await?;
-    if certificates::unmap_target(&state.store, &id, &target_id, &state.clock.now_text(), &principal(&req).actor).await? {
+    if certificates::unmap_target(
+        &state.store,
+        &id,
+        &target_id,
+        &state.clock.now_text(),
+        &principal(&req).actor,
+    )
+    .await?
+    {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::NotFound(format!("target {target_id} is not mapped to certificate {id}")))
+        Err(ApiError::NotFound(format!(
+            "target {target_id} is not mapped to certificate {id}"
+        )))
     }
 }

@@ -16,13 +16,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Refuses an issuer whose connector cannot be built from its type and config.
 pub fn validate(state: &AppState, record: &serde_json::Map<String, Value>) -> Result<(), ApiError> {
-    let issuer_type = record.get("type").and_then(Value::as_str).unwrap_or_default();
-    let config = record.get("config").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    let issuer_type = record
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let config = record
+        .get("config")
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
     state
         .issuer_types
         .build(issuer_type, &config, &state.connector_ctx)
         .map(|_| ())
-        .map_err(|e| ApiError::field(if e.to_string().contains("no connector for issuer type") { "type" } else { "config" }, e.to_string()))
+        .map_err(|e| {
+            ApiError::field(
+                if e.to_string().contains("no connector for issuer type") {
+                    "type"
+                } else {
+                    "config"
+                },
+                e.to_string(),
+            )
+        })
 }
 
 /// `GET /issuers/{id}/ca`: the issuer's CA chain as PEM.
@@ -37,11 +52,14 @@ async fn ca(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRes
         let _ = registry.send(Rebuild).await;
         addr = registry.send(Lookup(id.to_string())).await.ok().flatten();
     }
-    let addr = addr.ok_or_else(|| ApiError::Unavailable(format!("issuer {id} has no running connector")))?;
+    let addr =
+        addr.ok_or_else(|| ApiError::Unavailable(format!("issuer {id} has no running connector")))?;
     let pem = addr
         .send(CaChain)
         .await
         .map_err(|e| ApiError::Unavailable(format!("issuer {id}: {e}")))?
         .map_err(|e| ApiError::Conflict(e.to_string()))?;
-    Ok(HttpResponse::Ok().content_type("application/x-pem-file").body(pem))
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .body(pem))
 }

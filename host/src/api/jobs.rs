@@ -20,7 +20,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/{id}/reject", web::post().to(reject));
 }
 
-async fn act(req: &HttpRequest, state: &AppState, id: &str, event: JobEvent, body: &[u8], reason_required: bool) -> Result<HttpResponse, ApiError> {
+async fn act(
+    req: &HttpRequest,
+    state: &AppState,
+    id: &str,
+    event: JobEvent,
+    body: &[u8],
+    reason_required: bool,
+) -> Result<HttpResponse, ApiError> {
     let body = optional_object(body)?;
     let reason = string_field(&body, "reason", &["reason"])?;
     if reason_required && reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
@@ -33,8 +40,21 @@ async fn act(req: &HttpRequest, state: &AppState, id: &str, event: JobEvent, bod
             state.pipeline.approve(id, &actor, reason).await?;
         }
         _ => {
-            let changes = Changes { reason, reset_attempts: event == JobEvent::Retry, scheduled_at: (event == JobEvent::Retry).then_some(None), ..Changes::default() };
-            jobs::transition(&state.store, id, event, changes, &state.clock.now_text(), &actor).await?;
+            let changes = Changes {
+                reason,
+                reset_attempts: event == JobEvent::Retry,
+                scheduled_at: (event == JobEvent::Retry).then_some(None),
+                ..Changes::default()
+            };
+            jobs::transition(
+                &state.store,
+                id,
+                event,
+                changes,
+                &state.clock.now_text(),
+                &actor,
+            )
+            .await?;
             if event == JobEvent::Retry {
                 state.pipeline.poke_processor();
             }
@@ -44,21 +64,41 @@ async fn act(req: &HttpRequest, state: &AppState, id: &str, event: JobEvent, bod
 }
 
 /// `POST /jobs/{id}/cancel` (optional `reason`).
-async fn cancel(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     act(&req, &state, &id, JobEvent::Cancel, &body, false).await
 }
 
 /// `POST /jobs/{id}/retry`: a Failed or Cancelled job starts over with fresh attempts.
-async fn retry(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn retry(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     act(&req, &state, &id, JobEvent::Retry, &body, false).await
 }
 
 /// `POST /jobs/{id}/approve` (optional `reason`).
-async fn approve(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn approve(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     act(&req, &state, &id, JobEvent::Approve, &body, false).await
 }
 
 /// `POST /jobs/{id}/reject` (`reason` required).
-async fn reject(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn reject(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     act(&req, &state, &id, JobEvent::Reject, &body, true).await
 }

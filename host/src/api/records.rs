@@ -115,8 +115,7 @@ pub async fn create(
         .then_some(super::certificates::after_create as records::AfterCreate);
     let now = state.clock.now_text();
     let actor = principal(&req).actor;
-    let record =
-        records::create_with(&state.store, spec, &id, values, &now, &actor, after).await?;
+    let record = records::create_with(&state.store, spec, &id, values, &now, &actor, after).await?;
     changed(&state, spec);
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header(("Location", format!("/api/v1/{}/{id}", spec.path)))

@@ -6,9 +6,9 @@ use tokio::sync::mpsc;
 
 use super::rate_limit::{Rate, RateLimiter};
 use crate::clock::Clock;
+use crate::config::AuthType;
 use crate::issuer::{ConnectorContext, ConnectorTypes};
 use crate::pipeline::Pipeline;
-use crate::config::AuthType;
 use crate::store::Store;
 use crate::store::api_calls::ApiCall;
 

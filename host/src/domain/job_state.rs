@@ -55,7 +55,10 @@ impl JobStatus {
 
     /// No event leaves these states except an explicit retry.
     pub fn is_final(self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled)
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
     }
 
     /// Counts as "a job is already open" for duplicate suppression.
@@ -193,7 +196,14 @@ mod tests {
     #[test]
     fn final_states_only_leave_by_retry() {
         for from in [S::Completed, S::Failed, S::Cancelled] {
-            for ev in [E::Start, E::Complete, E::Cancel, E::Approve, E::CsrReceived, E::TimeOut] {
+            for ev in [
+                E::Start,
+                E::Complete,
+                E::Cancel,
+                E::Approve,
+                E::CsrReceived,
+                E::TimeOut,
+            ] {
                 assert!(next(from, ev).is_err(), "{from} {ev:?}");
             }
         }

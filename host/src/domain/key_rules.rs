@@ -5,7 +5,13 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 /// Extended key usages a profile may grant.
-pub const EKUS: &[&str] = &["serverAuth", "clientAuth", "codeSigning", "emailProtection", "timeStamping"];
+pub const EKUS: &[&str] = &[
+    "serverAuth",
+    "clientAuth",
+    "codeSigning",
+    "emailProtection",
+    "timeStamping",
+];
 
 /// The parts of a profile the issuance pipeline enforces.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,7 +49,11 @@ impl ProfileRules {
             profile
                 .get(k)
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         Self {
@@ -51,7 +61,10 @@ impl ProfileRules {
             max_ttl_seconds: profile.get("max_ttl_seconds").and_then(Value::as_i64),
             required_sans: strings("required_sans"),
             ekus: strings("allowed_ekus"),
-            requires_approval: profile.get("requires_approval").and_then(Value::as_bool).unwrap_or(false),
+            requires_approval: profile
+                .get("requires_approval")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 
@@ -61,11 +74,22 @@ impl ProfileRules {
             return Ok(());
         }
         let alg = algorithm.to_ascii_uppercase();
-        if self.allowed_keys.iter().any(|(a, min)| *a == alg && size >= *min) {
+        if self
+            .allowed_keys
+            .iter()
+            .any(|(a, min)| *a == alg && size >= *min)
+        {
             return Ok(());
         }
-        let allowed: Vec<String> = self.allowed_keys.iter().map(|(a, m)| format!("{a} ≥ {m} bits")).collect();
-        Err(format!("key {algorithm}-{size} is not allowed by the profile (allowed: {})", allowed.join(", ")))
+        let allowed: Vec<String> = self
+            .allowed_keys
+            .iter()
+            .map(|(a, m)| format!("{a} ≥ {m} bits"))
+            .collect();
+        Err(format!(
+            "key {algorithm}-{size} is not allowed by the profile (allowed: {})",
+            allowed.join(", ")
+        ))
     }
 
     /// Checks that every required SAN is present.
@@ -79,13 +103,19 @@ impl ProfileRules {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(format!("the profile requires SANs that are missing: {}", missing.join(", ")))
+            Err(format!(
+                "the profile requires SANs that are missing: {}",
+                missing.join(", ")
+            ))
         }
     }
 
     /// NotAfter for a certificate starting at `not_before` that asked for `requested`, capped by the profile.
     pub fn not_after(&self, not_before: OffsetDateTime, requested: Duration) -> OffsetDateTime {
-        let cap = self.max_ttl_seconds.map(Duration::seconds).unwrap_or(requested);
+        let cap = self
+            .max_ttl_seconds
+            .map(Duration::seconds)
+            .unwrap_or(requested);
         not_before + requested.min(cap)
     }
 
@@ -120,7 +150,11 @@ mod tests {
         assert_eq!(r.not_after(nb, Duration::days(90)), nb + Duration::days(1));
         assert_eq!(r.not_after(nb, Duration::hours(1)), nb + Duration::hours(1));
         assert!(r.check_required_sans(&["A.example".into()]).is_ok());
-        assert!(r.check_required_sans(&["b.example".into()]).unwrap_err().contains("a.example"));
+        assert!(
+            r.check_required_sans(&["b.example".into()])
+                .unwrap_err()
+                .contains("a.example")
+        );
         assert!(!r.is_short_lived());
         assert!(rules(json!({"max_ttl_seconds": 600})).is_short_lived());
     }

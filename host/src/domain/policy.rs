@@ -84,7 +84,11 @@ fn strings(config: &serde_json::Value, key: &str) -> Vec<String> {
     config
         .get(key)
         .and_then(serde_json::Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -116,24 +120,55 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// Evaluates one enabled rule (`type`, `config`) against the facts.
-pub fn evaluate(rule_id: &str, rule_type: &str, config: &serde_json::Value, severity: &str, facts: &IssuanceFacts) -> Option<Violation> {
+pub fn evaluate(
+    rule_id: &str,
+    rule_type: &str,
+    config: &serde_json::Value,
+    severity: &str,
+    facts: &IssuanceFacts,
+) -> Option<Violation> {
     let message = match rule_type {
         "KeyAlgorithm" => {
             let allowed = strings(config, "allowed");
-            (!allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&facts.key_algorithm)))
-                .then(|| format!("key algorithm {} is not one of {}", facts.key_algorithm, allowed.join(", ")))
+            (!allowed.is_empty()
+                && !allowed
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&facts.key_algorithm)))
+            .then(|| {
+                format!(
+                    "key algorithm {} is not one of {}",
+                    facts.key_algorithm,
+                    allowed.join(", ")
+                )
+            })
         }
         "MinKeySize" => {
             let applies = config
                 .get("algorithm")
                 .and_then(serde_json::Value::as_str)
                 .is_none_or(|a| a.eq_ignore_ascii_case(&facts.key_algorithm));
-            let min = config.get("min_size").and_then(serde_json::Value::as_i64).unwrap_or(0);
-            (applies && facts.key_size < min).then(|| format!("key size {} is below the minimum of {min} bits", facts.key_size))
+            let min = config
+                .get("min_size")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
+            (applies && facts.key_size < min).then(|| {
+                format!(
+                    "key size {} is below the minimum of {min} bits",
+                    facts.key_size
+                )
+            })
         }
         "MaxLifetime" => {
-            let max = config.get("max_days").and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX);
-            (facts.lifetime_days > max).then(|| format!("lifetime of {} days exceeds the maximum of {max}", facts.lifetime_days))
+            let max = config
+                .get("max_days")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(i64::MAX);
+            (facts.lifetime_days > max).then(|| {
+                format!(
+                    "lifetime of {} days exceeds the maximum of {max}",
+                    facts.lifetime_days
+                )
+            })
         }
         "SanPattern" => {
             let patterns = strings(config, "allowed_patterns");
@@ -143,12 +178,23 @@ pub fn evaluate(rule_id: &str, rule_type: &str, config: &serde_json::Value, seve
                 .filter(|n| !patterns.is_empty() && !patterns.iter().any(|p| glob_match(p, n)))
                 .map(String::as_str)
                 .collect();
-            (!bad.is_empty()).then(|| format!("names not matching {}: {}", patterns.join(", "), bad.join(", ")))
+            (!bad.is_empty()).then(|| {
+                format!(
+                    "names not matching {}: {}",
+                    patterns.join(", "),
+                    bad.join(", ")
+                )
+            })
         }
         "IssuerRestriction" => {
             let allowed = strings(config, "allowed_issuers");
-            (!allowed.is_empty() && !allowed.contains(&facts.issuer_id))
-                .then(|| format!("issuer {} is not one of {}", facts.issuer_id, allowed.join(", ")))
+            (!allowed.is_empty() && !allowed.contains(&facts.issuer_id)).then(|| {
+                format!(
+                    "issuer {} is not one of {}",
+                    facts.issuer_id,
+                    allowed.join(", ")
+                )
+            })
         }
         _ => None,
     }?;
@@ -177,15 +223,59 @@ mod tests {
     #[test]
     fn each_rule_type() {
         let f = facts();
-        assert!(evaluate("p", "KeyAlgorithm", &json!({"allowed": ["ECDSA"]}), "Error", &f).is_some());
-        assert!(evaluate("p", "KeyAlgorithm", &json!({"allowed": ["rsa"]}), "Error", &f).is_none());
+        assert!(
+            evaluate(
+                "p",
+                "KeyAlgorithm",
+                &json!({"allowed": ["ECDSA"]}),
+                "Error",
+                &f
+            )
+            .is_some()
+        );
+        assert!(
+            evaluate(
+                "p",
+                "KeyAlgorithm",
+                &json!({"allowed": ["rsa"]}),
+                "Error",
+                &f
+            )
+            .is_none()
+        );
         assert!(evaluate("p", "MinKeySize", &json!({"min_size": 2048}), "Error", &f).is_some());
-        assert!(evaluate("p", "MinKeySize", &json!({"min_size": 2048, "algorithm": "ECDSA"}), "Error", &f).is_none());
+        assert!(
+            evaluate(
+                "p",
+                "MinKeySize",
+                &json!({"min_size": 2048, "algorithm": "ECDSA"}),
+                "Error",
+                &f
+            )
+            .is_none()
+        );
         assert!(evaluate("p", "MaxLifetime", &json!({"max_days": 30}), "Error", &f).is_some());
-        let v = evaluate("p", "SanPattern", &json!({"allowed_patterns": ["*.example.com"]}), "Warning", &f).unwrap();
+        let v = evaluate(
+            "p",
+            "SanPattern",
+            &json!({"allowed_patterns": ["*.example.com"]}),
+            "Warning",
+            &f,
+        )
+        .unwrap();
         assert!(v.message.contains("evil.org") && !v.message.contains("a.example.com"));
         assert!(!v.blocks());
-        assert!(evaluate("p", "IssuerRestriction", &json!({"allowed_issuers": ["iss-acme"]}), "Critical", &f).unwrap().blocks());
+        assert!(
+            evaluate(
+                "p",
+                "IssuerRestriction",
+                &json!({"allowed_issuers": ["iss-acme"]}),
+                "Critical",
+                &f
+            )
+            .unwrap()
+            .blocks()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Policy violations found at issuance, read-only through `/api/v1/policy-violations`.
 
-use super::resource::{Access, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, CREATED_AT};
+use super::resource::{Access, CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// `/api/v1/policy-violations` (read-only).
 pub static SPEC: ResourceSpec = ResourceSpec {
@@ -9,11 +9,30 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     singular: "policy_violation",
     id_prefix: "pv",
     fields: &[
-        FieldSpec::new("certificate_id", Text, "Certificate whose issuance broke the rule").access(Access::ReadOnly).references("certificates").filter(),
-        FieldSpec::new("rule_id", Text, "Policy rule").access(Access::ReadOnly).references("policies").filter(),
+        FieldSpec::new(
+            "certificate_id",
+            Text,
+            "Certificate whose issuance broke the rule",
+        )
+        .access(Access::ReadOnly)
+        .references("certificates")
+        .filter(),
+        FieldSpec::new("rule_id", Text, "Policy rule")
+            .access(Access::ReadOnly)
+            .references("policies")
+            .filter(),
         FieldSpec::new("message", Text, "What is wrong").access(Access::ReadOnly),
-        FieldSpec::new("severity", Enum(super::policy::SEVERITIES), "Warning (recorded), Error or Critical (issuance refused)").access(Access::ReadOnly).filter().sort(),
-        FieldSpec::new("created_at", Timestamp, "When found").access(Access::ReadOnly).sort(),
+        FieldSpec::new(
+            "severity",
+            Enum(super::policy::SEVERITIES),
+            "Warning (recorded), Error or Critical (issuance refused)",
+        )
+        .access(Access::ReadOnly)
+        .filter()
+        .sort(),
+        FieldSpec::new("created_at", Timestamp, "When found")
+            .access(Access::ReadOnly)
+            .sort(),
     ],
     timestamps: false,
     created_field: CREATED_AT,

@@ -42,7 +42,12 @@ pub struct ExpiryAssessment {
 }
 
 /// Assesses a certificate expiring at `not_after`.
-pub fn assess(not_after: OffsetDateTime, now: OffsetDateTime, thresholds: &[i64], renewal_window_days: i64) -> ExpiryAssessment {
+pub fn assess(
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+    thresholds: &[i64],
+    renewal_window_days: i64,
+) -> ExpiryAssessment {
     let remaining = not_after - now;
     let mut crossed: Vec<i64> = thresholds
         .iter()
@@ -80,27 +85,49 @@ mod tests {
 
     #[test]
     fn walks_through_thresholds() {
-        let at = |days_before: i64| assess(EXP, EXP - Duration::days(days_before), &DEFAULT_THRESHOLDS, 30);
+        let at = |days_before: i64| {
+            assess(
+                EXP,
+                EXP - Duration::days(days_before),
+                &DEFAULT_THRESHOLDS,
+                30,
+            )
+        };
         let a = at(40);
-        assert_eq!((a.status, a.crossed.clone(), a.renewal_due), (ExpiryStatus::Active, vec![], false));
+        assert_eq!(
+            (a.status, a.crossed.clone(), a.renewal_due),
+            (ExpiryStatus::Active, vec![], false)
+        );
         let a = at(29);
-        assert_eq!((a.status, a.crossed.clone(), a.renewal_due), (ExpiryStatus::Expiring, vec![30], true));
+        assert_eq!(
+            (a.status, a.crossed.clone(), a.renewal_due),
+            (ExpiryStatus::Expiring, vec![30], true)
+        );
         assert_eq!(at(13).crossed, vec![30, 14]);
         assert_eq!(at(6).crossed, vec![30, 14, 7]);
         let a = at(-1);
-        assert_eq!((a.status, a.crossed), (ExpiryStatus::Expired, vec![30, 14, 7, 0]));
+        assert_eq!(
+            (a.status, a.crossed),
+            (ExpiryStatus::Expired, vec![30, 14, 7, 0])
+        );
     }
 
     #[test]
     fn exact_boundary_counts_as_crossed() {
         let a = assess(EXP, EXP - Duration::days(14), &DEFAULT_THRESHOLDS, 30);
         assert_eq!(a.crossed, vec![30, 14]);
-        assert_eq!(assess(EXP, EXP, &DEFAULT_THRESHOLDS, 30).status, ExpiryStatus::Expired);
+        assert_eq!(
+            assess(EXP, EXP, &DEFAULT_THRESHOLDS, 30).status,
+            ExpiryStatus::Expired
+        );
     }
 
     #[test]
     fn custom_policy() {
         let a = assess(EXP, EXP - Duration::days(50), &[60, 45], 10);
-        assert_eq!((a.status, a.crossed, a.renewal_due), (ExpiryStatus::Expiring, vec![60], false));
+        assert_eq!(
+            (a.status, a.crossed, a.renewal_due),
+            (ExpiryStatus::Expiring, vec![60], false)
+        );
     }
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::{Capabilities, ConnectorContext, ConnectorError, IssuanceRequest, IssuanceResult, IssuerConnector};
+use super::{
+    Capabilities, ConnectorContext, ConnectorError, IssuanceRequest, IssuanceResult,
+    IssuerConnector,
+};
 use crate::pki::PkiError;
 use crate::pki::local_ca::{ExtendedKeyUsage, IssueRequest, LocalCa};
 
@@ -20,11 +23,17 @@ pub struct LocalIssuer {
 impl LocalIssuer {
     /// Validates the config (an object; the Local CA takes no settings yet) and binds the CA.
     pub fn from_config(config: &Value, ctx: &ConnectorContext) -> Result<Self, ConnectorError> {
-        let obj = config.as_object().ok_or_else(|| ConnectorError::Config("config must be a JSON object".into()))?;
+        let obj = config
+            .as_object()
+            .ok_or_else(|| ConnectorError::Config("config must be a JSON object".into()))?;
         if let Some(k) = obj.keys().next() {
-            return Err(ConnectorError::Config(format!("unknown setting \"{k}\" (the local issuer takes none)")));
+            return Err(ConnectorError::Config(format!(
+                "unknown setting \"{k}\" (the local issuer takes none)"
+            )));
         }
-        Ok(Self { ca: ctx.local_ca.clone() })
+        Ok(Self {
+            ca: ctx.local_ca.clone(),
+        })
     }
 }
 
@@ -36,9 +45,13 @@ fn eku(name: &str) -> Result<ExtendedKeyUsage, ConnectorError> {
 }
 
 impl IssuerConnector for LocalIssuer {
-    fn issue<'a>(&'a self, req: &'a IssuanceRequest) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+    fn issue<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
         Box::pin(async move {
-            let csr = crate::pki::csr::parse_csr(&req.csr_pem).map_err(|e| ConnectorError::Rejected(e.to_string()))?;
+            let csr = crate::pki::csr::parse_csr(&req.csr_pem)
+                .map_err(|e| ConnectorError::Rejected(e.to_string()))?;
             let request = IssueRequest {
                 public_key: csr.public_key,
                 common_name: req.common_name.clone(),
@@ -50,7 +63,9 @@ impl IssuerConnector for LocalIssuer {
                 ocsp_url: req.ocsp_url.clone(),
             };
             let issued = self.ca.issue(&request).map_err(|e| match e {
-                PkiError::Io { .. } | PkiError::Random => ConnectorError::Unavailable(e.to_string()),
+                PkiError::Io { .. } | PkiError::Random => {
+                    ConnectorError::Unavailable(e.to_string())
+                }
                 other => ConnectorError::Rejected(other.to_string()),
             })?;
             Ok(IssuanceResult {
@@ -63,7 +78,11 @@ impl IssuerConnector for LocalIssuer {
         })
     }
 
-    fn revoke<'a>(&'a self, _serial_hex: &'a str, _reason: &'a str) -> BoxFuture<'a, Result<(), ConnectorError>> {
+    fn revoke<'a>(
+        &'a self,
+        _serial_hex: &'a str,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
         // Revocation of Local CA certificates is certctl's own record (CRL/OCSP read it).
         Box::pin(async { Ok(()) })
     }
@@ -73,6 +92,9 @@ impl IssuerConnector for LocalIssuer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { crl: true, ocsp: true }
+        Capabilities {
+            crl: true,
+            ocsp: true,
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The Local CA: a self-signed root created on first start (or an operator's sub-CA loaded
 //! from files) that signs leaf certificates for public keys from CSRs or server keygen.
 //!
-//! Issuance is: draft → [`lint`](super::lint) → sign with rcgen/ring → re-parse and compare.
+//! Issuance is: draft → [`lint`] → sign with rcgen/ring → re-parse and compare.
 //! Nothing is signed that fails the lint. CRL and OCSP responses are produced elsewhere; the
 //! leaf only carries their URLs. No HTTP, no database: callers persist the result.
 
@@ -280,11 +280,16 @@ impl LocalCa {
         let Some(ca_der) = chain.first() else {
             return Err(ca_file(cert_path, "holds no CERTIFICATE PEM block"));
         };
-        let not_after = check_ca_certificate(ca_der, cert_path, now)?;
+        let (_, ca) = X509Certificate::from_der(ca_der).map_err(|e| {
+            ca_file(
+                cert_path,
+                &format!("first certificate does not parse ({e})"),
+            )
+        })?;
+        check_ca_certificate(&ca, cert_path, now)?;
+        let not_after = ca.validity().not_after.to_datetime();
 
         let key = load_private_key(key_path)?;
-        let (_, ca) = X509Certificate::from_der(ca_der)
-            .map_err(|e| ca_file(cert_path, &format!("not an X.509 certificate ({e})")))?;
         if key.public_key_raw() != ca.public_key().subject_public_key.as_ref() {
             return Err(ca_file(
                 key_path,
@@ -424,14 +429,12 @@ impl LocalCa {
     }
 }
 
-/// Checks that a certificate can act as an issuing CA at `now`; returns its expiry.
+/// Checks that a certificate can act as an issuing CA at `now`.
 fn check_ca_certificate(
-    der: &[u8],
+    cert: &X509Certificate<'_>,
     path: &Path,
     now: OffsetDateTime,
-) -> Result<OffsetDateTime, PkiError> {
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| ca_file(path, &format!("first certificate does not parse ({e})")))?;
+) -> Result<(), PkiError> {
     match cert.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {}
         Ok(_) => {
@@ -468,14 +471,13 @@ fn check_ca_certificate(
             ));
         }
     }
-    let not_after = cert.validity().not_after.to_datetime();
-    if not_after <= now {
+    if cert.validity().not_after.to_datetime() <= now {
         return Err(ca_file(
             path,
             &format!("CA certificate expired at {}", cert.validity().not_after),
         ));
     }
-    Ok(not_after)
+    Ok(())
 }
 
 /// Reads an unencrypted private key in PKCS#8, SEC1 or PKCS#1 PEM.

@@ -58,14 +58,26 @@ fn decode(row: &AnyRow) -> Result<Certificate, StoreError> {
 
 /// Reads one certificate.
 pub async fn get(store: &Store, id: &str) -> Result<Option<Certificate>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM managed_certificates WHERE id = "));
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!("SELECT {COLUMNS} FROM managed_certificates WHERE id = "),
+    );
     sql.bind_text(id);
-    sql.query().fetch_optional(store.pool()).await?.map(|r| decode(&r)).transpose()
+    sql.query()
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| decode(&r))
+        .transpose()
 }
 
 /// Certificates with a current version in one of `statuses`.
 pub async fn with_status(store: &Store, statuses: &[&str]) -> Result<Vec<Certificate>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM managed_certificates WHERE expires_at IS NOT NULL AND status IN ("));
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!(
+            "SELECT {COLUMNS} FROM managed_certificates WHERE expires_at IS NOT NULL AND status IN ("
+        ),
+    );
     for (i, s) in statuses.iter().enumerate() {
         if i > 0 {
             sql.push(", ");
@@ -78,7 +90,15 @@ pub async fn with_status(store: &Store, statuses: &[&str]) -> Result<Vec<Certifi
 }
 
 /// Sets the status (and audits the change) unless it already has that value.
-pub async fn set_status(store: &Store, id: &str, from: &str, to: &str, now: &str, actor: &Actor, details: Value) -> Result<bool, StoreError> {
+pub async fn set_status(
+    store: &Store,
+    id: &str,
+    from: &str,
+    to: &str,
+    now: &str,
+    actor: &Actor,
+    details: Value,
+) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
     let changed = set_status_in(&mut tx, store, id, from, to, now, actor, details).await?;
     tx.commit().await?;
@@ -101,7 +121,13 @@ pub async fn set_status_in(
         return Ok(false);
     }
     let mut sql = Sql::new(store.dialect(), "UPDATE managed_certificates SET status = ");
-    sql.bind_text(to).push(", updated_at = ").bind_text(now).push(" WHERE id = ").bind_text(id).push(" AND status = ").bind_text(from);
+    sql.bind_text(to)
+        .push(", updated_at = ")
+        .bind_text(now)
+        .push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND status = ")
+        .bind_text(from);
     if sql.query().execute(&mut **tx).await?.rows_affected() != 1 {
         return Ok(false);
     }
@@ -135,7 +161,10 @@ pub struct MappedTarget {
 }
 
 /// Targets mapped to the certificate.
-pub async fn mapped_targets(store: &Store, certificate_id: &str) -> Result<Vec<MappedTarget>, StoreError> {
+pub async fn mapped_targets(
+    store: &Store,
+    certificate_id: &str,
+) -> Result<Vec<MappedTarget>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
         "SELECT t.id, t.agent_id, t.enabled FROM certificate_target_mappings m JOIN deployment_targets t ON t.id = m.target_id WHERE m.certificate_id = ",
@@ -148,26 +177,56 @@ pub async fn mapped_targets(store: &Store, certificate_id: &str) -> Result<Vec<M
                 Ok(b) => b,
                 Err(_) => r.try_get::<i64, _>(2)? != 0,
             };
-            Ok(MappedTarget { target_id: r.try_get(0)?, agent_id: r.try_get(1)?, enabled })
+            Ok(MappedTarget {
+                target_id: r.try_get(0)?,
+                agent_id: r.try_get(1)?,
+                enabled,
+            })
         })
         .collect()
 }
 
 /// Maps a target to a certificate (idempotent); answers whether a mapping was added.
-pub async fn map_target(store: &Store, certificate_id: &str, target_id: &str, now: &str, actor: &Actor) -> Result<bool, StoreError> {
+pub async fn map_target(
+    store: &Store,
+    certificate_id: &str,
+    target_id: &str,
+    now: &str,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let mut check = Sql::new(store.dialect(), "SELECT 1 FROM certificate_target_mappings WHERE certificate_id = ");
-    check.bind_text(certificate_id).push(" AND target_id = ").bind_text(target_id);
+    let mut check = Sql::new(
+        store.dialect(),
+        "SELECT 1 FROM certificate_target_mappings WHERE certificate_id = ",
+    );
+    check
+        .bind_text(certificate_id)
+        .push(" AND target_id = ")
+        .bind_text(target_id);
     if check.query().fetch_optional(&mut *tx).await?.is_some() {
         return Ok(false);
     }
-    let mut sql = Sql::new(store.dialect(), "INSERT INTO certificate_target_mappings (certificate_id, target_id, created_at) VALUES (");
-    sql.bind_text(certificate_id).push(", ").bind_text(target_id).push(", ").bind_text(now).push(")");
+    let mut sql = Sql::new(
+        store.dialect(),
+        "INSERT INTO certificate_target_mappings (certificate_id, target_id, created_at) VALUES (",
+    );
+    sql.bind_text(certificate_id)
+        .push(", ")
+        .bind_text(target_id)
+        .push(", ")
+        .bind_text(now)
+        .push(")");
     sql.query().execute(&mut *tx).await?;
     audit::append(
         &mut tx,
         store.dialect(),
-        &AuditEntry { actor: actor.clone(), action: "certificate_target_mapped".into(), resource_type: "certificate".into(), resource_id: certificate_id.into(), details: json!({"target_id": target_id}) },
+        &AuditEntry {
+            actor: actor.clone(),
+            action: "certificate_target_mapped".into(),
+            resource_type: "certificate".into(),
+            resource_id: certificate_id.into(),
+            details: json!({"target_id": target_id}),
+        },
         now,
     )
     .await?;
@@ -176,17 +235,34 @@ pub async fn map_target(store: &Store, certificate_id: &str, target_id: &str, no
 }
 
 /// Removes a mapping; answers whether one existed.
-pub async fn unmap_target(store: &Store, certificate_id: &str, target_id: &str, now: &str, actor: &Actor) -> Result<bool, StoreError> {
+pub async fn unmap_target(
+    store: &Store,
+    certificate_id: &str,
+    target_id: &str,
+    now: &str,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
-    let mut sql = Sql::new(store.dialect(), "DELETE FROM certificate_target_mappings WHERE certificate_id = ");
-    sql.bind_text(certificate_id).push(" AND target_id = ").bind_text(target_id);
+    let mut sql = Sql::new(
+        store.dialect(),
+        "DELETE FROM certificate_target_mappings WHERE certificate_id = ",
+    );
+    sql.bind_text(certificate_id)
+        .push(" AND target_id = ")
+        .bind_text(target_id);
     if sql.query().execute(&mut *tx).await?.rows_affected() == 0 {
         return Ok(false);
     }
     audit::append(
         &mut tx,
         store.dialect(),
-        &AuditEntry { actor: actor.clone(), action: "certificate_target_unmapped".into(), resource_type: "certificate".into(), resource_id: certificate_id.into(), details: json!({"target_id": target_id}) },
+        &AuditEntry {
+            actor: actor.clone(),
+            action: "certificate_target_unmapped".into(),
+            resource_type: "certificate".into(),
+            resource_id: certificate_id.into(),
+            details: json!({"target_id": target_id}),
+        },
         now,
     )
     .await?;
@@ -229,7 +305,8 @@ pub async fn versions(store: &Store, certificate_id: &str) -> Result<Vec<Version
         store.dialect(),
         "SELECT id, certificate_id, serial_number, fingerprint_sha256, pem_chain, key_algorithm, key_size, not_before, not_after, issuer_id, job_id, created_at FROM certificate_versions WHERE certificate_id = ",
     );
-    sql.bind_text(certificate_id).push(" ORDER BY created_at DESC, not_before DESC, id DESC");
+    sql.bind_text(certificate_id)
+        .push(" ORDER BY created_at DESC, not_before DESC, id DESC");
     let rows = sql.query().fetch_all(store.pool()).await?;
     rows.iter()
         .map(|r| {
@@ -293,7 +370,11 @@ pub async fn commit_issuance(
         store,
         job_id,
         JobEvent::Complete,
-        Changes { last_error: Some(None), details: Some(json!({"serial_number": issued.serial_number})), ..Changes::default() },
+        Changes {
+            last_error: Some(None),
+            details: Some(json!({"serial_number": issued.serial_number})),
+            ..Changes::default()
+        },
         now,
         actor,
     )
@@ -336,12 +417,22 @@ pub async fn commit_issuance(
         .push(")");
     sql.query().execute(&mut *tx).await?;
 
-    let mut up = Sql::new(store.dialect(), "UPDATE managed_certificates SET status = 'Active', expires_at = ");
-    up.bind_text(issued.not_after.clone()).push(", updated_at = ").bind_text(now).push(" WHERE id = ").bind_text(certificate.id.clone());
+    let mut up = Sql::new(
+        store.dialect(),
+        "UPDATE managed_certificates SET status = 'Active', expires_at = ",
+    );
+    up.bind_text(issued.not_after.clone())
+        .push(", updated_at = ")
+        .bind_text(now)
+        .push(" WHERE id = ")
+        .bind_text(certificate.id.clone());
     up.query().execute(&mut *tx).await?;
 
     for v in warnings {
-        let mut pv = Sql::new(store.dialect(), "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (");
+        let mut pv = Sql::new(
+            store.dialect(),
+            "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (",
+        );
         pv.bind_text(super::records::new_id("pv"))
             .push(", ")
             .bind_text(certificate.id.clone())
@@ -357,7 +448,11 @@ pub async fn commit_issuance(
         pv.query().execute(&mut *tx).await?;
     }
 
-    let action = if job.job_type == "Renewal" { "certificate_renewed" } else { "certificate_issued" };
+    let action = if job.job_type == "Renewal" {
+        "certificate_renewed"
+    } else {
+        "certificate_issued"
+    };
     audit::append(
         &mut tx,
         store.dialect(),
@@ -379,7 +474,13 @@ pub async fn commit_issuance(
         jobs::create_in(
             &mut tx,
             store,
-            &NewJob { job_type: "Deployment", certificate_id: &certificate.id, target_id: Some(&t.target_id), agent_id: t.agent_id.as_deref(), max_attempts: 3 },
+            &NewJob {
+                job_type: "Deployment",
+                certificate_id: &certificate.id,
+                target_id: Some(&t.target_id),
+                agent_id: t.agent_id.as_deref(),
+                max_attempts: 3,
+            },
             now,
             actor,
             json!({"version_id": version_id}),

@@ -88,16 +88,34 @@ fn decode(row: &AnyRow) -> Result<Job, StoreError> {
 
 /// Reads a job.
 pub async fn get(store: &Store, id: &str) -> Result<Option<Job>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM jobs WHERE id = "));
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = "),
+    );
     sql.bind_text(id);
-    sql.query().fetch_optional(store.pool()).await?.map(|r| decode(&r)).transpose()
+    sql.query()
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| decode(&r))
+        .transpose()
 }
 
 /// Reads a job inside a transaction.
-pub async fn get_in(tx: &mut Transaction<'_, Any>, store: &Store, id: &str) -> Result<Option<Job>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM jobs WHERE id = "));
+pub async fn get_in(
+    tx: &mut Transaction<'_, Any>,
+    store: &Store,
+    id: &str,
+) -> Result<Option<Job>, StoreError> {
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!("SELECT {COLUMNS} FROM jobs WHERE id = "),
+    );
     sql.bind_text(id);
-    sql.query().fetch_optional(&mut **tx).await?.map(|r| decode(&r)).transpose()
+    sql.query()
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| decode(&r))
+        .transpose()
 }
 
 /// Jobs in `status`, oldest first, optionally only those last changed before `changed_before`.
@@ -108,13 +126,17 @@ pub async fn list_in_status(
     changed_before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM jobs WHERE status = "));
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!("SELECT {COLUMNS} FROM jobs WHERE status = "),
+    );
     sql.bind_text(status.as_str());
     push_types(&mut sql, types);
     if let Some(t) = changed_before {
         sql.push(" AND updated_at < ").bind_text(t);
     }
-    sql.push(" ORDER BY created_at, id LIMIT ").bind(Param::Int(Some(limit)));
+    sql.push(" ORDER BY created_at, id LIMIT ")
+        .bind(Param::Int(Some(limit)));
     let rows = sql.query().fetch_all(store.pool()).await?;
     rows.iter().map(decode).collect()
 }
@@ -137,7 +159,9 @@ fn push_types(sql: &mut Sql, types: &[&str]) {
 pub async fn expired_leases(store: &Store, now: &str) -> Result<Vec<Job>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {COLUMNS} FROM jobs WHERE status = 'Running' AND (lease_expires_at IS NULL OR lease_expires_at < "),
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'Running' AND (lease_expires_at IS NULL OR lease_expires_at < "
+        ),
     );
     sql.bind_text(now).push(")");
     let rows = sql.query().fetch_all(store.pool()).await?;
@@ -145,14 +169,22 @@ pub async fn expired_leases(store: &Store, now: &str) -> Result<Vec<Job>, StoreE
 }
 
 /// Due Pending jobs of the given types (scheduled time reached), oldest first.
-pub async fn due(store: &Store, types: &[&str], now: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
+pub async fn due(
+    store: &Store,
+    types: &[&str],
+    now: &str,
+    limit: i64,
+) -> Result<Vec<Job>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {COLUMNS} FROM jobs WHERE status = 'Pending' AND (scheduled_at IS NULL OR scheduled_at <= "),
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'Pending' AND (scheduled_at IS NULL OR scheduled_at <= "
+        ),
     );
     sql.bind_text(now).push(")");
     push_types(&mut sql, types);
-    sql.push(" ORDER BY created_at, id LIMIT ").bind(Param::Int(Some(limit)));
+    sql.push(" ORDER BY created_at, id LIMIT ")
+        .bind(Param::Int(Some(limit)));
     let rows = sql.query().fetch_all(store.pool()).await?;
     rows.iter().map(decode).collect()
 }
@@ -165,12 +197,18 @@ pub async fn open_for_certificate(
 ) -> Result<Option<Job>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {COLUMNS} FROM jobs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled') AND certificate_id = "),
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled') AND certificate_id = "
+        ),
     );
     sql.bind_text(certificate_id);
     push_types(&mut sql, types);
     sql.push(" LIMIT 1");
-    sql.query().fetch_optional(store.pool()).await?.map(|r| decode(&r)).transpose()
+    sql.query()
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| decode(&r))
+        .transpose()
 }
 
 /// Extra column changes that travel with a transition.
@@ -206,10 +244,15 @@ pub async fn transition_in(
 ) -> Result<Job, JobError> {
     let job = get_in(tx, store, id)
         .await?
-        .ok_or_else(|| StoreError::NotFound { resource: "job".into(), id: id.into() })?;
+        .ok_or_else(|| StoreError::NotFound {
+            resource: "job".into(),
+            id: id.into(),
+        })?;
     let to = job_state::next(job.status, event)?;
     let mut sql = Sql::new(store.dialect(), "UPDATE jobs SET status = ");
-    sql.bind_text(to.as_str()).push(", updated_at = ").bind_text(now);
+    sql.bind_text(to.as_str())
+        .push(", updated_at = ")
+        .bind_text(now);
     if let Some(e) = &changes.last_error {
         sql.push(", last_error = ").bind(Param::Text(e.clone()));
     }
@@ -224,7 +267,10 @@ pub async fn transition_in(
     }
     match (&changes.lease_expires_at, to) {
         (Some(l), JobStatus::Running) => {
-            sql.push(", started_at = ").bind_text(now).push(", lease_expires_at = ").bind_text(l.clone());
+            sql.push(", started_at = ")
+                .bind_text(now)
+                .push(", lease_expires_at = ")
+                .bind_text(l.clone());
         }
         _ => {
             sql.push(", lease_expires_at = NULL");
@@ -241,7 +287,10 @@ pub async fn transition_in(
     } else {
         sql.push(", completed_at = NULL");
     }
-    sql.push(" WHERE id = ").bind_text(id).push(" AND status = ").bind_text(job.status.as_str());
+    sql.push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND status = ")
+        .bind_text(job.status.as_str());
     let done = sql.query().execute(&mut **tx).await?;
     if done.rows_affected() != 1 {
         return Err(JobError::Raced(id.to_owned()));
@@ -271,9 +320,12 @@ pub async fn transition_in(
         now,
     )
     .await?;
-    get_in(tx, store, id)
-        .await?
-        .ok_or_else(|| JobError::Store(StoreError::NotFound { resource: "job".into(), id: id.into() }))
+    get_in(tx, store, id).await?.ok_or_else(|| {
+        JobError::Store(StoreError::NotFound {
+            resource: "job".into(),
+            id: id.into(),
+        })
+    })
 }
 
 /// Applies `event` in its own transaction.

@@ -44,8 +44,15 @@ pub struct Notification {
     pub attempts: i64,
 }
 
-async fn owner_email(tx: &mut Transaction<'_, Any>, store: &Store, certificate_id: &str) -> Result<Option<String>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), "SELECT o.email FROM managed_certificates c JOIN owners o ON o.id = c.owner_id WHERE c.id = ");
+async fn owner_email(
+    tx: &mut Transaction<'_, Any>,
+    store: &Store,
+    certificate_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut sql = Sql::new(
+        store.dialect(),
+        "SELECT o.email FROM managed_certificates c JOIN owners o ON o.id = c.owner_id WHERE c.id = ",
+    );
     sql.bind_text(certificate_id);
     Ok(match sql.query().fetch_optional(&mut **tx).await? {
         Some(row) => row.try_get(0)?,
@@ -54,9 +61,17 @@ async fn owner_email(tx: &mut Transaction<'_, Any>, store: &Store, certificate_i
 }
 
 /// Queues a notification inside `tx`; answers false when its dedup key was already used.
-pub async fn enqueue_in(tx: &mut Transaction<'_, Any>, store: &Store, n: &NewNotification<'_>, now: &str) -> Result<bool, StoreError> {
+pub async fn enqueue_in(
+    tx: &mut Transaction<'_, Any>,
+    store: &Store,
+    n: &NewNotification<'_>,
+    now: &str,
+) -> Result<bool, StoreError> {
     if let Some(key) = &n.dedup_key {
-        let mut check = Sql::new(store.dialect(), "SELECT 1 FROM notification_events WHERE dedup_key = ");
+        let mut check = Sql::new(
+            store.dialect(),
+            "SELECT 1 FROM notification_events WHERE dedup_key = ",
+        );
         check.bind_text(key.clone());
         if check.query().fetch_optional(&mut **tx).await?.is_some() {
             return Ok(false);
@@ -96,7 +111,11 @@ pub async fn enqueue_in(tx: &mut Transaction<'_, Any>, store: &Store, n: &NewNot
 }
 
 /// Queues a notification in its own transaction.
-pub async fn enqueue(store: &Store, n: &NewNotification<'_>, now: &str) -> Result<bool, StoreError> {
+pub async fn enqueue(
+    store: &Store,
+    n: &NewNotification<'_>,
+    now: &str,
+) -> Result<bool, StoreError> {
     let mut tx = store.begin_write().await?;
     let added = enqueue_in(&mut tx, store, n, now).await?;
     tx.commit().await?;
@@ -119,8 +138,16 @@ fn decode(row: &AnyRow) -> Result<Notification, StoreError> {
 }
 
 /// Rows in `status` whose next attempt is due.
-pub async fn due(store: &Store, status: &str, now: &str, limit: i64) -> Result<Vec<Notification>, StoreError> {
-    let mut sql = Sql::new(store.dialect(), &format!("SELECT {COLUMNS} FROM notification_events WHERE status = "));
+pub async fn due(
+    store: &Store,
+    status: &str,
+    now: &str,
+    limit: i64,
+) -> Result<Vec<Notification>, StoreError> {
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!("SELECT {COLUMNS} FROM notification_events WHERE status = "),
+    );
     sql.bind_text(status)
         .push(" AND (next_attempt_at IS NULL OR next_attempt_at <= ")
         .bind_text(now)
@@ -147,11 +174,16 @@ pub async fn set_status(
     if count_attempt {
         sql.push(", attempts = attempts + 1");
     }
-    sql.push(", last_error = ").bind(Param::Text(last_error.map(str::to_owned)));
-    sql.push(", next_attempt_at = ").bind(Param::Text(next_attempt_at.map(str::to_owned)));
+    sql.push(", last_error = ")
+        .bind(Param::Text(last_error.map(str::to_owned)));
+    sql.push(", next_attempt_at = ")
+        .bind(Param::Text(next_attempt_at.map(str::to_owned)));
     if to == "Sent" {
         sql.push(", sent_at = ").bind_text(now);
     }
-    sql.push(" WHERE id = ").bind_text(id).push(" AND status = ").bind_text(from);
+    sql.push(" WHERE id = ")
+        .bind_text(id)
+        .push(" AND status = ")
+        .bind_text(from);
     Ok(sql.query().execute(store.pool()).await?.rows_affected() == 1)
 }

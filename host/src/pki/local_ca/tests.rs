@@ -75,6 +75,12 @@ fn key_id(text: &str, header: &str) -> String {
 }
 
 #[test]
+fn local_ca_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<LocalCa>();
+}
+
+#[test]
 fn ca_is_created_once_and_reloaded() {
     let work = Workdir::new();
     let dir = work.path("pki");
