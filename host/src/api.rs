@@ -13,6 +13,9 @@ pub mod rate_limit;
 pub mod records;
 pub mod request_context;
 pub mod state;
+// The dashboard's file is api/web.rs; named `dashboard` so it does not clash with `actix_web::web`.
+#[path = "api/web.rs"]
+pub mod dashboard;
 
 use actix_web::web;
 
@@ -62,4 +65,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(v1.default_service(web::to(records::not_found)));
+    // Last resort for every other path: the web dashboard (never shadows a route above).
+    cfg.default_service(web::to(dashboard::serve));
 }

@@ -146,6 +146,10 @@ pub struct Config {
     /// Comma-separated allowed CORS origins, or `*`; empty denies all cross-origin requests.
     #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+    /// Pre-shared token agents present to register (`POST /api/v1/agents/register`).
+    /// Unset: registration needs an admin API key instead.
+    #[arg(long, env = "CERTCTL_AGENT_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub agent_bootstrap_token: Option<String>,
     /// Where private keys are generated: `agent` (default) or `server` (demo).
     #[arg(long, env = "CERTCTL_KEYGEN_MODE", value_enum, default_value = "agent")]
     pub keygen_mode: KeygenMode,
@@ -197,6 +201,9 @@ pub struct Config {
     /// Short-lived certificate expiry loop interval.
     #[arg(long, env = "CERTCTL_SHORT_LIVED_EXPIRY_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub short_lived_expiry_interval: Duration,
+    /// Directory of the built web dashboard, served at `/` (default `web/dist`, relative to the working directory).
+    #[arg(long, env = "CERTCTL_WEB_DIR", default_value = "web/dist")]
+    pub web_dir: PathBuf,
     /// Budget for draining in-flight work on SIGTERM/SIGINT.
     #[arg(
         long,

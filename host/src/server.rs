@@ -168,6 +168,15 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     seed_local_issuer(&store, clock.as_ref())
         .await
         .map_err(StartError::Seed)?;
+    if config
+        .agent_bootstrap_token
+        .as_deref()
+        .is_none_or(str::is_empty)
+    {
+        tracing::warn!(
+            "CERTCTL_AGENT_BOOTSTRAP_TOKEN is not set: agents can only register with an admin API key"
+        );
+    }
     if config.keygen_mode == KeygenMode::Server {
         tracing::warn!(
             "CERTCTL_KEYGEN_MODE=server: private keys are generated on the server (demo only); use agent mode in production"
@@ -277,13 +286,24 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         pipeline: pipeline.clone(),
         issuer_types,
         connector_ctx,
+        agent_bootstrap_token: config
+            .agent_bootstrap_token
+            .clone()
+            .filter(|t| !t.is_empty()),
     });
 
+    let web_dir = web::Data::new(crate::api::dashboard::WebDir(config.web_dir.clone()));
+    if crate::api::dashboard::is_built(&config.web_dir) {
+        tracing::info!(web_dir = %config.web_dir.display(), "serving the web dashboard at /");
+    } else {
+        tracing::warn!(web_dir = %config.web_dir.display(), "web dashboard not built (cd web && npm ci && npm run build); / answers a note");
+    }
     let cors_origins = config.cors_origins.clone();
     let max_body = config.max_body_size;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web_dir.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crate::api::configure)
             .wrap(from_fn(crate::api::auth::authenticate))

@@ -4,6 +4,7 @@
 //! The `Any` driver lets one code path serve both backends; the few dialect differences
 //! (placeholders, booleans) live in [`sql`]. Schema lives in `migrations/{sqlite,postgres}`.
 
+pub mod agents;
 pub mod api_calls;
 pub mod api_keys;
 pub mod audit;

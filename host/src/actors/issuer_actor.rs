@@ -1,6 +1,8 @@
 //! One actor per configured issuer. It owns the issuer's connector, bounds how many calls run
-//! at once, and isolates failures: a connector that panics fails only the call in hand, and
-//! the actor stops so its supervisor restarts it with a freshly built connector.
+//! at once, and isolates failures: a connector that panics fails only the call in hand and is
+//! replaced by a freshly built one. The actor itself keeps running, because stopping it would
+//! make its supervisor drop every other call still in flight on this issuer; should it stop
+//! for another reason, the supervisor restarts it with a fresh connector too.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -60,13 +62,20 @@ impl Actor for IssuerActor {
     type Context = Context<Self>;
 }
 
-impl Supervised for IssuerActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+impl IssuerActor {
+    /// Replaces the connector with a freshly built one (after a crash or a restart).
+    fn rebuild_connector(&mut self) {
         self.restarts += 1;
-        tracing::warn!(issuer_id = %self.spec.id, restarts = self.restarts, "restarting issuer actor with a fresh connector");
+        tracing::warn!(issuer_id = %self.spec.id, restarts = self.restarts, "restarting issuer connector");
         self.connector = self
             .types
             .build(&self.spec.issuer_type, &self.spec.config, &self.ctx);
+    }
+}
+
+impl Supervised for IssuerActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.rebuild_connector();
     }
 }
 
@@ -95,6 +104,7 @@ impl Handler<Call> for IssuerActor {
                 return Box::pin(async move { Err(e) }.into_actor(self));
             }
         };
+        let used = connector.clone();
         let permits = self.permits.clone();
         let issuer_id = self.spec.id.clone();
         let fut = async move {
@@ -123,10 +133,13 @@ impl Handler<Call> for IssuerActor {
                 }
             }
         };
-        Box::pin(fut.into_actor(self).map(|result, _act, ctx| {
-            if matches!(result, Err(ConnectorError::Crashed(_))) {
-                // The supervisor restarts us with a new connector; queued messages wait for it.
-                ctx.stop();
+        Box::pin(fut.into_actor(self).map(move |result, act, _ctx| {
+            // Later calls get a new connector; calls in flight keep the one they hold. (Not
+            // `ctx.stop()`: the supervisor's restart would drop those calls unanswered.)
+            if matches!(result, Err(ConnectorError::Crashed(_)))
+                && act.connector.as_ref().is_ok_and(|c| Arc::ptr_eq(c, &used))
+            {
+                act.rebuild_connector();
             }
             result
         }))

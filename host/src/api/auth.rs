@@ -40,12 +40,13 @@ impl Principal {
 
 /// Paths under `/api/v1` that answer without credentials.
 const PUBLIC: &[&str] = &[
+    "/api/v1/agents/register",
     "/api/v1/auth/info",
     "/api/v1/auth/check",
     "/api/v1/openapi.json",
 ];
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)?

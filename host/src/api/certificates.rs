@@ -126,14 +126,17 @@ async fn map_target(
         }
         other => other?,
     };
+    let actor = principal(&req).actor;
     let added = certificates::map_target(
         &state.store,
         &id,
         &target_id,
         &state.clock.now_text(),
-        &principal(&req).actor,
+        &actor,
     )
     .await?;
+    // A job that already waits for a CSR learns which agent holds the key.
+    state.pipeline.target_mapped(&id, &actor).await?;
     let body = json!({"certificate_id": *id, "target_id": target_id});
     Ok(if added {
         HttpResponse::Created().json(body)

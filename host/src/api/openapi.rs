@@ -137,6 +137,34 @@ pub const EXTRA_ROUTES: &[RouteDoc] = &[
         authenticated: true,
         success: 200,
     },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/agents/register",
+        summary: "Register an agent with the bootstrap token (or an admin key); returns its API key once",
+        authenticated: false,
+        success: 201,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/agents/{id}/heartbeat",
+        summary: "Agent heartbeat (OS, arch, IP, hostname, version)",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/agents/{id}/work",
+        summary: "Work the agent can act on now (CSRs, deployments)",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/agents/{id}/jobs/{job_id}/status",
+        summary: "Agent reports a deployment job's status",
+        authenticated: true,
+        success: 200,
+    },
 ];
 
 fn schema_for(kind: FieldKind) -> Value {

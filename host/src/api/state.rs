@@ -33,6 +33,8 @@ pub struct AppState {
     pub issuer_types: ConnectorTypes,
     /// Shared connector resources.
     pub connector_ctx: ConnectorContext,
+    /// Token agents register with (None: an admin key is required instead).
+    pub agent_bootstrap_token: Option<String>,
 }
 
 /// Limiter plus the two rates (anonymous callers by IP, authenticated callers by key).
