@@ -2,9 +2,12 @@
 //!
 //! Only plain data and pure helpers live here: the wire shapes of the REST API,
 //! the timestamp format every component agrees on, and prefixed id handling.
-//! Nothing in this crate performs I/O.
+//! Nothing in this crate performs I/O, except the WebAssembly connector runtime
+//! behind the cargo feature `runtime` ([`runtime`]).
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod id;
+#[cfg(feature = "runtime")]
+pub mod runtime;
 pub mod timestamp;

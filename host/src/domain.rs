@@ -20,6 +20,7 @@ pub mod profile;
 pub mod renewal;
 pub mod renewal_policy;
 pub mod resource;
+pub mod revocation;
 pub mod target;
 pub mod team;
 

@@ -138,6 +138,13 @@ pub trait IssuerConnector: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities {
         Capabilities::default()
     }
+
+    /// The CA certctl signs this issuer's CRLs and OCSP responder certificates with, when
+    /// certctl publishes its revocation status itself ([`Capabilities`] `crl`/`ocsp`).
+    /// Issuers whose CA runs its own CRL/OCSP infrastructure answer `None`.
+    fn revocation_ca(&self) -> Option<Arc<crate::pki::local_ca::LocalCa>> {
+        None
+    }
 }
 
 /// Shared resources connectors may need (the Local CA, the data dir).

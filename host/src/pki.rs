@@ -3,13 +3,16 @@
 //!
 //! Pure library code: nothing here speaks HTTP or touches the database. The only file I/O is
 //! the CA's own certificate and key. Signing and verification go through `ring` — the
-//! workspace's single crypto provider, shared with rustls and rcgen. CRL and OCSP serving
-//! live elsewhere; this module only puts their URLs into certificates.
+//! workspace's single crypto provider, shared with rustls and rcgen. The CRL, OCSP and
+//! PKCS#12 wire formats live here too; caching and serving them is the revocation service's.
 
+pub mod crl;
 pub mod csr;
 mod encoding;
 pub mod lint;
 pub mod local_ca;
+pub mod ocsp;
+pub mod pkcs12;
 pub mod public_key;
 pub mod server_key;
 
@@ -55,4 +58,7 @@ pub enum PkiError {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// A CRL could not be built from the revocation records.
+    #[error("CRL: {0}")]
+    Crl(String),
 }

@@ -9,9 +9,12 @@ pub mod api_calls;
 pub mod api_keys;
 pub mod audit;
 pub mod certificates;
+pub mod crl_cache;
 pub mod jobs;
 pub mod notifications;
+pub mod ocsp_responders;
 pub mod records;
+pub mod revocations;
 pub mod sql;
 
 use std::path::Path;

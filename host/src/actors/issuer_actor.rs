@@ -169,3 +169,59 @@ impl Handler<Restarts> for IssuerActor {
         self.restarts
     }
 }
+
+/// What the issuer offers for revocation: its capabilities and the CA that signs its CRLs
+/// and OCSP responder certificates (see [`IssuerConnector::revocation_ca`]).
+#[derive(Message)]
+#[rtype(result = "Result<RevocationSupport, ConnectorError>")]
+pub struct GetRevocationSupport;
+
+/// Answer to [`GetRevocationSupport`].
+#[derive(Clone)]
+pub struct RevocationSupport {
+    /// CRL/OCSP flags.
+    pub capabilities: crate::issuer::Capabilities,
+    /// The signing CA, when certctl publishes revocation status for this issuer.
+    pub ca: Option<Arc<crate::pki::local_ca::LocalCa>>,
+}
+
+impl Handler<GetRevocationSupport> for IssuerActor {
+    type Result = Result<RevocationSupport, ConnectorError>;
+    fn handle(&mut self, _: GetRevocationSupport, _ctx: &mut Context<Self>) -> Self::Result {
+        let connector = self.connector.as_ref().map_err(Clone::clone)?;
+        Ok(RevocationSupport {
+            capabilities: connector.capabilities(),
+            ca: connector.revocation_ca(),
+        })
+    }
+}
+
+/// Tells the CA that a serial is revoked (best-effort; certctl's own record is what counts).
+/// Runs under the issuer's concurrency bound; a panicking connector fails only this call.
+#[derive(Message)]
+#[rtype(result = "Result<(), ConnectorError>")]
+pub struct Revoke {
+    /// Lower-case hex serial.
+    pub serial_hex: String,
+    /// RFC 5280 reason name.
+    pub reason: String,
+}
+
+impl Handler<Revoke> for IssuerActor {
+    type Result = ResponseFuture<Result<(), ConnectorError>>;
+    fn handle(&mut self, msg: Revoke, _ctx: &mut Context<Self>) -> Self::Result {
+        let connector = self.connector.clone();
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let connector = connector?;
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
+            AssertUnwindSafe(connector.revoke(&msg.serial_hex, &msg.reason))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(ConnectorError::Crashed("panic in revoke".into())))
+        })
+    }
+}

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 
 use super::scheduler::LoopTask;
 use crate::domain::audit::Actor;
-use crate::domain::job_state::{JobEvent, JobStatus};
+use crate::domain::job_state::JobEvent;
 use crate::pipeline::Pipeline;
 use crate::store::jobs::{self, Changes};
 
@@ -23,34 +23,26 @@ impl LoopTask for JobRetry {
         Box::pin(async move {
             let p = &self.0;
             let now = p.clock.now_text();
-            let failed = jobs::list_in_status(&p.store, JobStatus::Failed, &[], None, 500)
+            let due = jobs::retryable_due(&p.store, &now, 500)
                 .await
                 .map_err(|e| e.to_string())?;
             let mut requeued = 0;
-            for job in failed {
-                let due = job
-                    .scheduled_at
-                    .as_deref()
-                    .is_some_and(|at| at <= now.as_str());
-                if job.attempts < job.max_attempts && due {
-                    match jobs::transition(
-                        &p.store,
-                        &job.id,
-                        JobEvent::Retry,
-                        Changes {
-                            scheduled_at: Some(None),
-                            ..Changes::default()
-                        },
-                        &now,
-                        &Actor::system(),
-                    )
-                    .await
-                    {
-                        Ok(_) => requeued += 1,
-                        Err(e) => {
-                            tracing::warn!(job_id = %job.id, error = %e, "retry not possible")
-                        }
-                    }
+            for job in due {
+                match jobs::transition(
+                    &p.store,
+                    &job.id,
+                    JobEvent::Retry,
+                    Changes {
+                        scheduled_at: Some(None),
+                        ..Changes::default()
+                    },
+                    &now,
+                    &Actor::system(),
+                )
+                .await
+                {
+                    Ok(_) => requeued += 1,
+                    Err(e) => tracing::warn!(job_id = %job.id, error = %e, "retry not possible"),
                 }
             }
             if requeued > 0 {

@@ -97,4 +97,8 @@ impl IssuerConnector for LocalIssuer {
             ocsp: true,
         }
     }
+
+    fn revocation_ca(&self) -> Option<Arc<LocalCa>> {
+        Some(self.ca.clone())
+    }
 }

@@ -2,8 +2,9 @@
 //! from files) that signs leaf certificates for public keys from CSRs or server keygen.
 //!
 //! Issuance is: draft → [`lint`] → sign with rcgen/ring → re-parse and compare.
-//! Nothing is signed that fails the lint. CRL and OCSP responses are produced elsewhere; the
-//! leaf only carries their URLs. No HTTP, no database: callers persist the result.
+//! Nothing is signed that fails the lint. The CA also signs CRLs and OCSP responder
+//! certificates (`local_ca/revocation.rs`), never OCSP responses themselves. No HTTP, no
+//! database: callers persist the result.
 
 use std::fmt;
 use std::fs;
@@ -586,6 +587,9 @@ fn ca_file(path: &Path, message: &str) -> PkiError {
         message: message.to_owned(),
     }
 }
+
+mod revocation;
+pub use revocation::ResponderCertificate;
 
 #[cfg(test)]
 mod tests;

@@ -155,6 +155,21 @@ fn push_types(sql: &mut Sql, types: &[&str]) {
     sql.push(")");
 }
 
+/// Failed jobs with attempts left whose retry time has come, oldest first.
+pub async fn retryable_due(store: &Store, now: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
+    let mut sql = Sql::new(
+        store.dialect(),
+        &format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status = 'Failed' AND attempts < max_attempts AND scheduled_at IS NOT NULL AND scheduled_at <= "
+        ),
+    );
+    sql.bind_text(now)
+        .push(" ORDER BY scheduled_at, id LIMIT ")
+        .bind(Param::Int(Some(limit)));
+    let rows = sql.query().fetch_all(store.pool()).await?;
+    rows.iter().map(decode).collect()
+}
+
 /// Running jobs whose lease ended before `now` (their processor died or hung).
 pub async fn expired_leases(store: &Store, now: &str) -> Result<Vec<Job>, StoreError> {
     let mut sql = Sql::new(

@@ -1,7 +1,7 @@
 //! Test harness: starts the real `certctl-server` binary on a free loopback port with a
 //! fresh data dir, and gives tests a client with the admin key.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -175,6 +175,34 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
+    }
+
+    /// Sets (or overrides) an environment variable for the next [`TestServer::restart`].
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+    }
+
+    /// Removes an environment variable for the next [`TestServer::restart`].
+    pub fn unset_env(&mut self, k: &str) {
+        self.env.retain(|(key, _)| key != k);
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own (a crash); its exit status,
+    /// or `None` if it is still running.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.child.as_mut()?.try_wait().ok().flatten();
+            if let Some(status) = status {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A client that sends the admin key.
