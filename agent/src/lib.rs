@@ -7,5 +7,6 @@ pub mod csr;
 pub mod deployer;
 pub mod keystore;
 pub mod runner;
+pub mod session;
 pub mod state;
 pub mod verify;

@@ -144,6 +144,20 @@ impl Agent {
         let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
         let mut poll = tokio::time::interval(self.cfg.poll_interval);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let (nudge_tx, mut nudges) = tokio::sync::mpsc::channel::<()>(8);
+        let session = match crate::session::tls_config(self.cfg.ca_bundle.as_deref()) {
+            Ok(tls) => Some(tokio::spawn(crate::session::run(
+                crate::session::session_url(&self.cfg.server_url, &agent_id),
+                key.clone(),
+                tls,
+                nudge_tx,
+                self.cfg.max_backoff,
+            ))),
+            Err(e) => {
+                tracing::warn!(error = %e, "no agent session (polling only)");
+                None
+            }
+        };
         let mut backoff = Duration::ZERO;
         loop {
             tokio::select! {
@@ -157,6 +171,12 @@ impl Agent {
                     });
                     if let Err(e) = self.client.heartbeat(&agent_id, &facts).await {
                         tracing::warn!(error = %e, "heartbeat failed");
+                    }
+                }
+                _ = async { if nudges.recv().await.is_none() { std::future::pending::<()>().await } } => {
+                    tracing::debug!("server nudged: fetching work");
+                    if let Err(e) = self.poll_once(&agent_id).await {
+                        tracing::warn!(error = %e, "poll after nudge failed");
                     }
                 }
                 _ = poll.tick() => {
@@ -173,6 +193,9 @@ impl Agent {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             }
+        }
+        if let Some(task) = session {
+            task.abort();
         }
         tracing::info!("agent stopping");
         Ok(())

@@ -4,6 +4,8 @@
 //! between ticks, so a restart loses nothing.
 
 pub mod agent_health;
+pub mod agent_hub;
+pub mod agent_session;
 pub mod issuer_actor;
 pub mod issuer_registry;
 pub mod job_processor;

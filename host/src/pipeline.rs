@@ -13,6 +13,7 @@ use actix::Addr;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use crate::actors::agent_hub::{AgentHub, WorkFor};
 use crate::actors::issuer_actor::{Call, IssuerCall};
 use crate::actors::issuer_registry::{IssuerRegistry, Lookup, Rebuild};
 use crate::actors::scheduler::{LoopActor, Poke};
@@ -82,6 +83,7 @@ pub struct Pipeline {
     /// Issuer actors.
     pub registry: Addr<IssuerRegistry>,
     processor: Mutex<Option<Addr<LoopActor>>>,
+    hub: Mutex<Option<Addr<AgentHub>>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -122,6 +124,7 @@ impl Pipeline {
             settings,
             registry,
             processor: Mutex::new(None),
+            hub: Mutex::new(None),
         }
     }
 
@@ -129,6 +132,22 @@ impl Pipeline {
     pub fn set_processor(&self, addr: Addr<LoopActor>) {
         if let Ok(mut p) = self.processor.lock() {
             *p = Some(addr);
+        }
+    }
+
+    /// Registers the agent hub so agents with a live session hear about new work at once.
+    pub fn set_hub(&self, addr: Addr<AgentHub>) {
+        if let Ok(mut h) = self.hub.lock() {
+            *h = Some(addr);
+        }
+    }
+
+    /// Nudges an agent's live session, if any (agents without one find the work by polling).
+    pub fn notify_agent(&self, agent_id: &str) {
+        if let Ok(h) = self.hub.lock()
+            && let Some(addr) = h.as_ref()
+        {
+            addr.do_send(WorkFor(agent_id.to_owned()));
         }
     }
 
@@ -361,7 +380,7 @@ impl Pipeline {
                 self.assign_agent(&job.id, &agent).await?;
                 details["agent_id"] = json!(agent);
             }
-            jobs::transition(
+            let waiting = jobs::transition(
                 &self.store,
                 &job.id,
                 JobEvent::AwaitCsr,
@@ -373,6 +392,9 @@ impl Pipeline {
                 &system(),
             )
             .await?;
+            if let Some(agent) = &waiting.agent_id {
+                self.notify_agent(agent);
+            }
             return Ok(());
         }
         let lease = self.now() + self.settings.job_lease;
@@ -480,6 +502,9 @@ impl Pipeline {
             crate::store::audit::append(&mut tx, self.store.dialect(), &entry, &now).await?;
         }
         tx.commit().await?;
+        if job.status == JobStatus::AwaitingCSR {
+            self.notify_agent(&agent);
+        }
         Ok(())
     }
 
@@ -693,6 +718,17 @@ impl Pipeline {
         match committed {
             Some(version_id) => {
                 tracing::info!(job_id = %job.id, certificate_id = %certificate.id, %version_id, serial = %version.serial_number, "certificate issued");
+                if let Ok(targets) =
+                    certificates::mapped_targets(&self.store, &certificate.id).await
+                {
+                    for agent in targets
+                        .iter()
+                        .filter(|t| t.enabled)
+                        .filter_map(|t| t.agent_id.as_deref())
+                    {
+                        self.notify_agent(agent);
+                    }
+                }
                 if job.job_type == "Renewal" {
                     let n = NewNotification {
                         notification_type: "RenewalSuccess",

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use actix::{Actor as _, Addr};
 
 use crate::actors::agent_health::AgentHealth;
+use crate::actors::agent_hub::AgentHub;
 use crate::actors::issuer_registry::{IssuerRegistry, Rebuild};
 use crate::actors::job_processor::JobProcessor;
 use crate::actors::job_retry::JobRetry;
@@ -226,6 +227,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .await
             .map_err(StartError::Seed)?;
     }
+    let agent_hub = AgentHub::default().start();
+    pipeline.set_hub(agent_hub.clone());
     let loops = start_loops(&config, &pipeline);
 
     let tls = match config.tls_mode {
@@ -286,6 +289,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         pipeline: pipeline.clone(),
         issuer_types,
         connector_ctx,
+        agent_hub,
         agent_bootstrap_token: config
             .agent_bootstrap_token
             .clone()

@@ -41,7 +41,12 @@ impl LoopTask for JobRetry {
                 )
                 .await
                 {
-                    Ok(_) => requeued += 1,
+                    Ok(job) => {
+                        requeued += 1;
+                        if let Some(agent) = &job.agent_id {
+                            p.notify_agent(agent);
+                        }
+                    }
                     Err(e) => tracing::warn!(job_id = %job.id, error = %e, "retry not possible"),
                 }
             }

@@ -6,10 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
+use actix::{Actor as _, AsyncContext as _};
+
 use super::actions::string_field;
 use super::auth::{Principal, bearer, principal, resolve};
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
+use crate::actors::agent_session::AgentSession;
 use crate::domain::audit::Actor;
 use crate::domain::{agent, job};
 use crate::store::agents::{self, Heartbeat};
@@ -20,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/register", web::post().to(register))
         .route("/{id}/heartbeat", web::post().to(heartbeat))
         .route("/{id}/work", web::get().to(work))
+        .route("/{id}/session", web::get().to(session))
         .route("/{id}/csr", web::post().to(submit_csr))
         .route("/{id}/jobs/{job_id}/status", web::post().to(report));
 }
@@ -122,6 +126,35 @@ async fn work(
     let items = agents::work(&state.store, &id, &state.clock.now_text()).await?;
     let total = items.len();
     Ok(HttpResponse::Ok().json(json!({"data": items, "total": total})))
+}
+
+/// `GET /agents/{id}/session`: the agent-initiated WebSocket over which the server nudges the
+/// agent the moment it has work (one [`AgentSession`] actor per connection).
+async fn session(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, actix_web::Error> {
+    ensure_self(&principal(&req), &id)?;
+    match records::get(&state.store, &agent::SPEC, &id).await {
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::NotFound(format!("agent {id} not found")).into());
+        }
+        other => other.map_err(ApiError::from)?,
+    };
+    let hub = state.agent_hub.clone();
+    let (response, ws, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .aggregate_continuations()
+        .max_continuation_size(64 * 1024);
+    let pipeline = state.pipeline.clone();
+    let agent_id = id.into_inner();
+    AgentSession::create(move |ctx| {
+        ctx.add_stream(stream);
+        AgentSession::new(agent_id, ws, hub, pipeline)
+    });
+    Ok(response)
 }
 
 /// `POST /agents/{id}/csr` `{"job_id", "csr_pem"}` → 202 with the job (back in the queue).

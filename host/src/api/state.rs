@@ -33,6 +33,8 @@ pub struct AppState {
     pub issuer_types: ConnectorTypes,
     /// Shared connector resources.
     pub connector_ctx: ConnectorContext,
+    /// Live agent sessions.
+    pub agent_hub: actix::Addr<crate::actors::agent_hub::AgentHub>,
     /// Token agents register with (None: an admin key is required instead).
     pub agent_bootstrap_token: Option<String>,
 }
