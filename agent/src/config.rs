@@ -47,6 +47,13 @@ pub struct Config {
     /// Operator grants for plugins (TOML).
     #[arg(long, env = "CERTCTL_PLUGIN_GRANTS")]
     pub plugin_grants: Option<PathBuf>,
+    /// Compiled-plugin cache.
+    #[arg(
+        long,
+        env = "CERTCTL_PLUGIN_CACHE_DIR",
+        default_value = "/var/lib/certctl/plugin-cache"
+    )]
+    pub plugin_cache_dir: PathBuf,
     /// How often to ask for work.
     #[arg(long, env = "CERTCTL_POLL_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub poll_interval: Duration,

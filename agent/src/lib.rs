@@ -6,6 +6,7 @@ pub mod config;
 pub mod csr;
 pub mod deployer;
 pub mod keystore;
+pub mod plugins;
 pub mod runner;
 pub mod session;
 pub mod state;

@@ -17,6 +17,20 @@ async fn main() -> anyhow::Result<()> {
     } else {
         builder.init();
     }
-    let agent = runner::Agent::new(cfg, None)?;
+    let deployer: Option<std::sync::Arc<dyn certctl_agent::deployer::Deployer>> =
+        match &cfg.plugin_dir {
+            Some(dir) => Some(std::sync::Arc::new(
+                certctl_agent::plugins::PluginDeployer::load(
+                    dir,
+                    cfg.plugin_grants.as_deref(),
+                    &cfg.plugin_cache_dir,
+                )?,
+            )),
+            None => {
+                tracing::warn!("no CERTCTL_PLUGIN_DIR: this agent can answer CSRs but not deploy");
+                None
+            }
+        };
+    let agent = runner::Agent::new(cfg, deployer)?;
     agent.run().await
 }

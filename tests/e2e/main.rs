@@ -1,0 +1,8 @@
+//! End-to-end suites: real binaries (certctl-server, certctl-agent) and real peers (nginx,
+//! openssl). Binaries come from the workspace target dir (built by `cargo build --bins`, which
+//! `scripts/test` runs first); plugins from `target/plugins/dist` (built by `plugins/build.sh`).
+
+#![allow(unreachable_pub)]
+
+mod nginx;
+mod support;

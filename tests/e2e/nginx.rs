@@ -1,0 +1,336 @@
+//! Issue to deployment against a real nginx on a loopback port: the agent generates the key,
+//! the Local CA signs the CSR, the nginx target plugin installs the files and reloads nginx,
+//! and `openssl s_client` sees the stored certificate. Then a renewal rotates cert and key.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Api, Proc, binary, free_port, plugin_dist, run, wait_for};
+
+const ADMIN_KEY: &str = "e2e-admin-key";
+const BOOTSTRAP: &str = "e2e-bootstrap-token";
+
+fn nginx_conf(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log notice;\nworker_processes 1;\nevents {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+         \n  server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name localhost;\n    ssl_certificate {d}/certs/site.pem;\n    ssl_certificate_key {d}/certs/site.key;\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+    )
+}
+
+/// SHA-256 fingerprint (lower hex, no colons) of what nginx serves.
+fn served_fingerprint(port: u16) -> Option<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        ))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fp = text
+        .trim()
+        .split('=')
+        .nth(1)?
+        .replace(':', "")
+        .to_ascii_lowercase();
+    (!fp.is_empty()).then_some(fp)
+}
+
+/// The SubjectPublicKeyInfo (PEM) of a certificate or a private key file.
+fn public_key_of(path: &Path, is_key: bool) -> String {
+    let mut cmd = Command::new("openssl");
+    if is_key {
+        cmd.args(["pkey", "-pubout", "-in"]).arg(path);
+    } else {
+        cmd.args(["x509", "-pubkey", "-noout", "-in"]).arg(path);
+    }
+    let (ok, out) = run(&mut cmd);
+    assert!(ok, "{out}");
+    out
+}
+
+async fn latest_version(api: &Api, cert: &str) -> Option<Value> {
+    let (s, v) = api.get(&format!("certificates/{cert}/versions")).await;
+    (s == 200)
+        .then(|| v["data"][0].clone())
+        .filter(|v| !v.is_null())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_serves_the_issued_certificate_and_its_renewal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+
+    // nginx on a loopback port, started with a throwaway self-signed certificate.
+    let ngx = base.join("nginx");
+    for d in ["certs", "tmp"] {
+        std::fs::create_dir_all(ngx.join(d)).unwrap();
+    }
+    let (ok, out) = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=placeholder",
+            "-keyout",
+        ])
+        .arg(ngx.join("certs/site.key"))
+        .arg("-out")
+        .arg(ngx.join("certs/site.pem")));
+    assert!(ok, "{out}");
+    let nginx_port = free_port();
+    let conf = ngx.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(&ngx, nginx_port)).unwrap();
+    let mut nginx_cmd = Command::new("nginx");
+    nginx_cmd
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&ngx)
+        .args(["-g", "daemon off;"]);
+    let mut nginx = Proc::spawn(nginx_cmd, base.join("nginx.log"));
+    let placeholder = wait_for(
+        "nginx to serve the placeholder",
+        Duration::from_secs(15),
+        || async { served_fingerprint(nginx_port) },
+    )
+    .await;
+    assert!(nginx.exited().is_none(), "nginx exited: {}", nginx.output());
+
+    // The control plane: agent keygen (the default), TLS with its bootstrap CA.
+    let server_dir = base.join("server");
+    let server_port = free_port();
+    let mut server_cmd = Command::new(binary("certctl-server"));
+    server_cmd
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_DATA_DIR", &server_dir)
+        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
+        .env("CERTCTL_SERVER_PORT", server_port.to_string())
+        .env("CERTCTL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP);
+    let _server = Proc::spawn(server_cmd, base.join("server.log"));
+    let bundle = server_dir.join("ca-bundle.pem");
+    wait_for("server CA bundle", Duration::from_secs(30), || async {
+        bundle.exists().then_some(())
+    })
+    .await;
+    let server_url = format!("https://localhost:{server_port}");
+    let api = Api::new(&server_url, ADMIN_KEY, &bundle);
+    wait_for("server health", Duration::from_secs(30), || async {
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .ok()?
+            .get(format!("{server_url}/health"))
+            .send()
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+
+    // The agent: registers with the bootstrap token, nginx plugin with narrow grants.
+    let key_dir = base.join("agent-keys");
+    let grants = base.join("grants.toml");
+    let nginx_args = |extra: &[&str]| -> String {
+        let mut v: Vec<String> = vec![
+            "nginx".into(),
+            "-c".into(),
+            conf.display().to_string(),
+            "-p".into(),
+            ngx.display().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        serde_json::to_string(&v).unwrap()
+    };
+    std::fs::write(
+        &grants,
+        format!(
+            "[plugins.nginx]\ndirectories = [{:?}]\n[plugins.nginx.commands]\nvalidate = {}\nreload = {}\n",
+            ngx.join("certs").display().to_string(),
+            nginx_args(&["-t"]),
+            nginx_args(&["-s", "reload"]),
+        ),
+    )
+    .unwrap();
+    let mut agent_cmd = Command::new(binary("certctl-agent"));
+    agent_cmd
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_SERVER_URL", &server_url)
+        .env("CERTCTL_CA_BUNDLE", &bundle)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
+        .env("CERTCTL_AGENT_NAME", "e2e-agent")
+        .env("CERTCTL_KEY_DIR", &key_dir)
+        .env("CERTCTL_PLUGIN_DIR", plugin_dist())
+        .env("CERTCTL_PLUGIN_GRANTS", &grants)
+        .env("CERTCTL_PLUGIN_CACHE_DIR", base.join("plugin-cache"))
+        .env("CERTCTL_POLL_INTERVAL", "5s")
+        .env("CERTCTL_HEARTBEAT_INTERVAL", "5s");
+    let mut agent = Proc::spawn(agent_cmd, base.join("agent.log"));
+    let agent_id: String = wait_for("agent registration", Duration::from_secs(60), || async {
+        let (_, v) = api.get("agents?name=e2e-agent").await;
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(agent.exited().is_none(), "agent exited: {}", agent.output());
+
+    // Certificate → target mapping; the clock for "within 60 s" starts at creation.
+    let (s, t) = api
+        .post("targets", &json!({"id": "t-e2e-nginx", "name": "e2e nginx", "type": "nginx", "agent_id": agent_id,
+            "config": {"cert_path": ngx.join("certs/site.pem"), "key_path": ngx.join("certs/site.key")}}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    let started = Instant::now();
+    let (s, c) = api.post("certificates", &json!({"id": "mc-e2e-nginx", "name": "e2e", "common_name": "localhost", "sans": ["localhost", "127.0.0.1"], "issuer_id": "iss-local"})).await;
+    assert_eq!(s, 201, "{c}");
+    let (s, m) = api
+        .post(
+            "certificates/mc-e2e-nginx/targets",
+            &json!({"target_id": "t-e2e-nginx"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{m}");
+
+    let first = wait_for("the first version", Duration::from_secs(60), || {
+        latest_version(&api, "mc-e2e-nginx")
+    })
+    .await;
+    let first_fp = first["fingerprint_sha256"].as_str().unwrap().to_owned();
+    let served = wait_for(
+        "nginx to serve the issued certificate",
+        Duration::from_secs(60).saturating_sub(started.elapsed()),
+        || async { served_fingerprint(nginx_port).filter(|fp| *fp == first_fp) },
+    )
+    .await;
+    println!(
+        "nginx served the issued certificate {:.1} s after creation",
+        started.elapsed().as_secs_f64()
+    );
+    assert_ne!(served, placeholder);
+
+    // The deployment job completed; the key lives only on the agent side, 0600.
+    wait_for(
+        "deployment job Completed",
+        Duration::from_secs(30),
+        || async {
+            let (_, v) = api
+                .get("jobs?certificate_id=mc-e2e-nginx&type=Deployment&status=Completed")
+                .await;
+            (v["total"].as_i64() == Some(1)).then_some(())
+        },
+    )
+    .await;
+    let keys: Vec<_> = std::fs::read_dir(&key_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".key"))
+        .collect();
+    assert_eq!(keys.len(), 1, "exactly one key in the agent's key dir");
+    assert_eq!(keys[0].metadata().unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(ngx.join("certs/site.key"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let cert_file = ngx.join("served.pem");
+    std::fs::write(&cert_file, first["pem_chain"].as_str().unwrap()).unwrap();
+    let first_pub = public_key_of(&cert_file, false);
+    assert_eq!(
+        public_key_of(&keys[0].path(), true),
+        first_pub,
+        "the agent's key matches the certificate"
+    );
+    let agent_key_pem = std::fs::read_to_string(keys[0].path()).unwrap();
+    assert_no_private_key_on_server(&server_dir, &agent_key_pem);
+
+    // Renewal: a new key and a new certificate reach nginx.
+    let (s, j) = api
+        .post("certificates/mc-e2e-nginx/renew", &json!({}))
+        .await;
+    assert_eq!(s, 202, "{j}");
+    let renewed = wait_for("the renewed version", Duration::from_secs(60), || async {
+        latest_version(&api, "mc-e2e-nginx")
+            .await
+            .filter(|v| v["fingerprint_sha256"].as_str() != Some(first_fp.as_str()))
+    })
+    .await;
+    let renewed_fp = renewed["fingerprint_sha256"].as_str().unwrap().to_owned();
+    wait_for(
+        "nginx to serve the renewed certificate",
+        Duration::from_secs(60),
+        || async { served_fingerprint(nginx_port).filter(|fp| *fp == renewed_fp) },
+    )
+    .await;
+    std::fs::write(&cert_file, renewed["pem_chain"].as_str().unwrap()).unwrap();
+    let renewed_pub = public_key_of(&cert_file, false);
+    assert_ne!(renewed_pub, first_pub, "renewal uses a new key");
+    assert_eq!(
+        public_key_of(&ngx.join("certs/site.key"), true),
+        renewed_pub
+    );
+    let agent_key_pem = wait_for("old key pruned", Duration::from_secs(15), || async {
+        let keys: Vec<_> = std::fs::read_dir(&key_dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".key"))
+            .collect();
+        (keys.len() == 1).then(|| std::fs::read_to_string(keys[0].path()).unwrap())
+    })
+    .await;
+    assert_no_private_key_on_server(&server_dir, &agent_key_pem);
+    assert!(agent.exited().is_none(), "agent exited: {}", agent.output());
+    assert!(nginx.exited().is_none(), "nginx exited: {}", nginx.output());
+}
+
+/// Neither the database nor any file of the server holds an agent's private key, and the
+/// database holds no private key at all.
+fn assert_no_private_key_on_server(server_dir: &Path, agent_key_pem: &str) {
+    let body: String = agent_key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut stack = vec![server_dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(&body),
+                "{} contains the agent's private key",
+                path.display()
+            );
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("certctl.db") {
+                assert!(
+                    !text.contains("PRIVATE KEY"),
+                    "{} contains a private key",
+                    path.display()
+                );
+            }
+        }
+    }
+}
