@@ -94,10 +94,8 @@ async fn connect_once(
     let (mut sink, mut source) = stream.split();
     while let Some(msg) = source.next().await {
         match msg.map_err(|e| e.to_string())? {
-            Message::Text(text) => {
-                if text.contains("\"work\"") {
-                    let _ = nudges.try_send(());
-                }
+            Message::Text(text) if text.contains("\"work\"") => {
+                let _ = nudges.try_send(());
             }
             Message::Ping(payload) => sink
                 .send(Message::Pong(payload))

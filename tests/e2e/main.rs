@@ -2,7 +2,7 @@
 //! openssl). Binaries come from the workspace target dir (built by `cargo build --bins`, which
 //! `scripts/test` runs first); plugins from `target/plugins/dist` (built by `plugins/build.sh`).
 
-#![allow(unreachable_pub)]
+#![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod nginx;
 mod support;
