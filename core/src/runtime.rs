@@ -70,7 +70,9 @@ pub use issuer::{IssueRequest, IssuedCertificate, IssuerPlugin, Order, RevokeReq
 pub use manifest::{Manifest, PluginKind, RequestedCapabilities, SUPPORTED_WIT_VERSIONS};
 pub use notifier::{Notification, NotifierPlugin};
 pub use plugin_set::{COMPONENT_FILE, MANIFEST_FILE, PluginEntry, PluginSet};
-pub use target::{DeployOutcome, TargetPlugin, TargetRequest, ValidationOutcome, ValidationRequest};
+pub use target::{
+    DeployOutcome, TargetPlugin, TargetRequest, ValidationOutcome, ValidationRequest,
+};
 
 use bindings::types;
 use host::HostState;
@@ -91,8 +93,9 @@ pub struct RuntimeConfig {
     pub call_timeout: Duration,
     /// Threads of the runtime's own executor (default 2).
     pub worker_threads: usize,
-    /// Instances that may exist at once across all plugins (default 64); sizes the
-    /// pooling allocator. A call beyond it fails instead of waiting.
+    /// Calls that may run at once across all plugins (default 64); sizes the pooling
+    /// allocator. Further calls wait for a slot (their deadline starts when they get
+    /// one).
     pub max_concurrent_calls: u32,
 }
 
@@ -129,6 +132,8 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     engine: Engine,
     config: RuntimeConfig,
+    /// One permit per instance the pool can hold: calls beyond it wait their turn.
+    slots: tokio::sync::Semaphore,
     target_linker: Linker<HostState>,
     server_linker: Linker<HostState>,
 }
@@ -188,6 +193,7 @@ impl PluginRuntime {
             inner: Arc::new(Inner {
                 shared: Arc::new(Shared {
                     engine,
+                    slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
                     config,
                     target_linker,
                     server_linker,
@@ -215,7 +221,11 @@ impl PluginRuntime {
     }
 
     /// [`PluginRuntime::load_dir`] on the runtime's blocking pool.
-    pub async fn load_dir_async(&self, dir: PathBuf, grants: Grants) -> Result<PluginSet, RuntimeError> {
+    pub async fn load_dir_async(
+        &self,
+        dir: PathBuf,
+        grants: Grants,
+    ) -> Result<PluginSet, RuntimeError> {
         let inner = self.inner.clone();
         self.inner
             .handle
@@ -296,10 +306,16 @@ impl Inner {
         async move {
             let shared = inner.shared.clone();
             let task = inner.handle.spawn(async move {
+                let Ok(_slot) = shared.slots.acquire().await else {
+                    return Err(RuntimeError::Unavailable(
+                        "plugin runtime is shutting down".into(),
+                    ));
+                };
                 let config = &shared.config;
                 let deadline = tokio::time::Instant::now() + config.call_timeout;
                 let memory = usize::try_from(config.memory_limit_bytes).unwrap_or(usize::MAX);
-                let state = HostState::new(plugin.id.clone(), plugin.caps.clone(), memory, deadline);
+                let state =
+                    HostState::new(plugin.id.clone(), plugin.caps.clone(), memory, deadline);
                 let mut store = Store::new(&shared.engine, state);
                 store.limiter(|state| &mut state.limiter);
                 let ticks = (config.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);
@@ -321,7 +337,10 @@ fn classify<T>(
     plugin: &str,
     config: &RuntimeConfig,
     state: &mut HostState,
-    outcome: Result<wasmtime::Result<Result<T, types::ConnectorError>>, tokio::time::error::Elapsed>,
+    outcome: Result<
+        wasmtime::Result<Result<T, types::ConnectorError>>,
+        tokio::time::error::Elapsed,
+    >,
 ) -> Result<T, RuntimeError> {
     let plugin = plugin.to_string();
     let denials = state.take_denials();
@@ -339,6 +358,15 @@ fn classify<T>(
                 plugin,
                 after: config.call_timeout,
             })
+        }
+        Ok(Err(error))
+            if error
+                .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                .is_some() =>
+        {
+            Err(RuntimeError::Unavailable(format!(
+                "plugin `{plugin}`: {error}"
+            )))
         }
         Ok(Err(trap)) => {
             let mut message = match trap.downcast_ref::<Trap>() {

@@ -6,6 +6,7 @@
 pub mod agent_health;
 pub mod agent_hub;
 pub mod agent_session;
+pub mod crl_generation;
 pub mod issuer_actor;
 pub mod issuer_registry;
 pub mod job_processor;

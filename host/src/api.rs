@@ -5,6 +5,7 @@ pub mod agents;
 pub mod auth;
 pub mod certificates;
 pub mod error;
+pub mod exports;
 pub mod health;
 pub mod issuers;
 pub mod jobs;
@@ -12,7 +13,9 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod records;
 pub mod request_context;
+pub mod revocation;
 pub mod state;
+pub mod well_known;
 // The dashboard's file is api/web.rs; named `dashboard` so it does not clash with `actix_web::web`.
 #[path = "api/web.rs"]
 pub mod dashboard;
@@ -30,7 +33,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let mut v1 = web::scope("/api/v1")
         .route("/auth/info", web::get().to(auth::info))
         .route("/auth/check", web::get().to(auth::check))
-        .route("/openapi.json", web::get().to(openapi::document));
+        .route("/openapi.json", web::get().to(openapi::document))
+        .configure(revocation::configure)
+        .configure(crate::plugins::configure);
     for spec in RESOURCES {
         let collection = if spec.writable {
             web::resource("")
@@ -65,6 +70,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
     }
     cfg.service(v1.default_service(web::to(records::not_found)));
+    // Unauthenticated CRL and OCSP for relying parties.
+    cfg.configure(well_known::configure);
     // Last resort for every other path: the web dashboard (never shadows a route above).
     cfg.default_service(web::to(dashboard::serve));
 }

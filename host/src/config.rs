@@ -201,6 +201,12 @@ pub struct Config {
     /// Short-lived certificate expiry loop interval.
     #[arg(long, env = "CERTCTL_SHORT_LIVED_EXPIRY_CHECK_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub short_lived_expiry_interval: Duration,
+    /// Revocation: CRL generation interval, OCSP responder validity, rotation and key dir.
+    #[command(flatten)]
+    pub revocation: crate::revocation::RevocationSettings,
+    /// WebAssembly connectors: plugin directory, grants file, limits.
+    #[command(flatten)]
+    pub plugins: crate::plugins::PluginSettings,
     /// Directory of the built web dashboard, served at `/` (default `web/dist`, relative to the working directory).
     #[arg(long, env = "CERTCTL_WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,

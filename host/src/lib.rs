@@ -10,6 +10,8 @@ pub mod issuer;
 pub mod notifier;
 pub mod pipeline;
 pub mod pki;
+pub mod plugins;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -22,6 +22,8 @@ mod test_openssl;
 use std::path::PathBuf;
 
 pub use public_key::UnsupportedKey;
+/// PEM text with 64-column lines (for the revocation service's files and rows).
+pub(crate) use encoding::pem;
 
 /// Why the PKI refused or failed an operation.
 #[derive(Debug, thiserror::Error)]

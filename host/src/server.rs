@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use actix::{Actor as _, Addr};
 
 use crate::actors::agent_health::AgentHealth;
+use crate::actors::crl_generation::CrlGeneration;
 use crate::actors::agent_hub::AgentHub;
 use crate::actors::issuer_registry::{IssuerRegistry, Rebuild};
 use crate::actors::job_processor::JobProcessor;
@@ -33,6 +34,7 @@ use crate::issuer::{ConnectorContext, ConnectorTypes};
 use crate::notifier::Notifiers;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::pki::local_ca::LocalCa;
+use crate::revocation::RevocationService;
 use crate::store::api_calls::{self, ApiCall};
 use crate::store::jobs;
 use crate::store::records::{self, WriteError};
@@ -229,7 +231,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let agent_hub = AgentHub::default().start();
     pipeline.set_hub(agent_hub.clone());
-    let loops = start_loops(&config, &pipeline);
+    let revocation = Arc::new(RevocationService::new(
+        store.clone(),
+        clock.clone(),
+        pipeline.registry.clone(),
+        &config.revocation,
+        &config.data_dir,
+    ));
+    let loops = start_loops(&config, &pipeline, &revocation);
+    let resume = revocation.clone();
+    tokio::spawn(async move {
+        match resume.resume_bulk().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "resumed interrupted bulk revocations"),
+            Err(e) => tracing::warn!(error = %e, "could not resume interrupted bulk revocations"),
+        }
+    });
 
     let tls = match config.tls_mode {
         TlsMode::Auto => {
@@ -289,6 +306,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         pipeline: pipeline.clone(),
         issuer_types,
         connector_ctx,
+        revocation,
         agent_hub,
         agent_bootstrap_token: config
             .agent_bootstrap_token
@@ -296,6 +314,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .filter(|t| !t.is_empty()),
     });
 
+    let plugins = web::Data::new(
+        crate::plugins::PluginRegistry::start(&config.plugins, &config.data_dir).await,
+    );
     let web_dir = web::Data::new(crate::api::dashboard::WebDir(config.web_dir.clone()));
     if crate::api::dashboard::is_built(&config.web_dir) {
         tracing::info!(web_dir = %config.web_dir.display(), "serving the web dashboard at /");
@@ -308,6 +329,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         App::new()
             .app_data(state.clone())
             .app_data(web_dir.clone())
+            .app_data(plugins.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crate::api::configure)
             .wrap(from_fn(crate::api::auth::authenticate))
@@ -359,7 +381,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 }
 
 /// The always-on scheduler loops, each its own actor.
-fn start_loops(config: &Config, pipeline: &Arc<Pipeline>) -> Vec<(&'static str, Addr<LoopActor>)> {
+fn start_loops(
+    config: &Config,
+    pipeline: &Arc<Pipeline>,
+    revocation: &Arc<RevocationService>,
+) -> Vec<(&'static str, Addr<LoopActor>)> {
     let p = pipeline.clone();
     let tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
         (
@@ -400,6 +426,10 @@ fn start_loops(config: &Config, pipeline: &Arc<Pipeline>) -> Vec<(&'static str, 
         (
             Arc::new(ShortLivedExpiry(p.clone())),
             config.short_lived_expiry_interval,
+        ),
+        (
+            Arc::new(CrlGeneration(revocation.clone())),
+            config.revocation.crl_generation_interval,
         ),
     ];
     let mut loops = Vec::new();

@@ -7,6 +7,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
@@ -14,7 +15,11 @@ use wasmtime::component::Component;
 
 /// Compiles `wasm`, going through `cache_dir` when there is one. Cache failures are
 /// logged and never fail the load. Errors are the compiler's message.
-pub(crate) fn compile(engine: &Engine, cache_dir: Option<&Path>, wasm: &[u8]) -> Result<Component, String> {
+pub(crate) fn compile(
+    engine: &Engine,
+    cache_dir: Option<&Path>,
+    wasm: &[u8],
+) -> Result<Component, String> {
     let Some(dir) = cache_dir else {
         return Component::new(engine, wasm).map_err(|e| format!("{e:#}"));
     };
@@ -28,7 +33,9 @@ pub(crate) fn compile(engine: &Engine, cache_dir: Option<&Path>, wasm: &[u8]) ->
             }
         }
     }
-    let artifact = engine.precompile_component(wasm).map_err(|e| format!("{e:#}"))?;
+    let artifact = engine
+        .precompile_component(wasm)
+        .map_err(|e| format!("{e:#}"))?;
     if let Err(e) = store(dir, &path, &artifact) {
         tracing::warn!(path = %path.display(), error = %e, "could not write compiled plugin cache entry");
     }
@@ -40,12 +47,22 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     // one build; a different toolchain at worst misses the cache.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    format!("{}-{:016x}", hex::encode(Sha256::digest(wasm)), hasher.finish())
+    format!(
+        "{}-{:016x}",
+        hex::encode(Sha256::digest(wasm)),
+        hasher.finish()
+    )
 }
 
 fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("artifact"), std::process::id()));
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("artifact");
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     std::fs::write(&tmp, artifact)?;
     std::fs::rename(&tmp, path)
 }

@@ -8,8 +8,9 @@
 //! a write outside the granted roots. Reads resolve the whole path, links included.
 //!
 //! Rollback: before the first write of a path in a call, the current file is
-//! copied to `.<name>.certctl-prev` beside it (same mode); `restore` puts it back,
-//! or removes the file when the call created it.
+//! copied to `.<name>.certctl-prev` beside it (same mode; a symbolic link is kept as
+//! a link); `restore` puts it back — in the same call or a later one — or, in the
+//! call that created the file, removes it.
 //!
 //! These are small files (certificates, keys, a few KiB of config), so the host
 //! uses blocking `std::fs` calls on the runtime's own threads.
@@ -47,14 +48,18 @@ struct Entry {
 enum Original {
     /// The file did not exist; restoring removes it.
     Absent,
-    /// A regular file, kept beside it as `.<name>.certctl-prev`.
+    /// A regular file or a symbolic link, kept beside it as `.<name>.certctl-prev`
+    /// (a link is kept as a link: replaced, never followed).
     Kept,
-    /// A symbolic link (replaced, never followed); restoring recreates it.
-    Symlink(PathBuf),
 }
 
 impl files::Host for HostState {
-    async fn write(&mut self, path: String, contents: Vec<u8>, mode: u32) -> Result<(), ConnectorError> {
+    async fn write(
+        &mut self,
+        path: String,
+        contents: Vec<u8>,
+        mode: u32,
+    ) -> Result<(), ConnectorError> {
         if mode > 0o777 {
             return Err(error(
                 ErrorKind::InvalidRequest,
@@ -73,7 +78,8 @@ impl files::Host for HostState {
 
     async fn read(&mut self, path: String) -> Result<Vec<u8>, ConnectorError> {
         let target = self.resolve(&path, Intent::Read)?;
-        let io = |e: std::io::Error| error(ErrorKind::Io, format!("reading {}: {e}", target.display()));
+        let io =
+            |e: std::io::Error| error(ErrorKind::Io, format!("reading {}: {e}", target.display()));
         let meta = fs::metadata(&target).map_err(io)?;
         if meta.len() > MAX_READ {
             return Err(error(
@@ -101,11 +107,17 @@ impl HostState {
                 format!("path `{path}` must be absolute"),
             ));
         }
-        if requested.components().any(|c| matches!(c, Component::ParentDir)) {
+        if requested
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+        {
             return Err(self.deny(Capability::Directory(requested.to_path_buf())));
         }
         let Some(name) = requested.file_name() else {
-            return Err(error(ErrorKind::InvalidRequest, format!("path `{path}` names no file")));
+            return Err(error(
+                ErrorKind::InvalidRequest,
+                format!("path `{path}` names no file"),
+            ));
         };
         let parent = requested.parent().unwrap_or(Path::new("/"));
         let resolved = match intent {
@@ -129,9 +141,13 @@ impl HostState {
             // A missing file inside a granted directory is a plain "not found", not a
             // denial; outside the roots it is a denial either way.
             None if intent == Intent::Read
-                && resolve_parent(parent).is_some_and(|dir| roots.iter().any(|root| dir.starts_with(root))) =>
+                && resolve_parent(parent)
+                    .is_some_and(|dir| roots.iter().any(|root| dir.starts_with(root))) =>
             {
-                Err(error(ErrorKind::Io, format!("reading {path}: no such file")))
+                Err(error(
+                    ErrorKind::Io,
+                    format!("reading {path}: no such file"),
+                ))
             }
             _ => Err(self.deny(Capability::Directory(requested.to_path_buf()))),
         }
@@ -161,19 +177,34 @@ fn resolve_parent(dir: &Path) -> Option<PathBuf> {
 }
 
 fn sibling(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     target.with_file_name(format!("{prefix}{name}{suffix}"))
 }
 
 fn temp_name(target: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    sibling(target, ".", &format!(".certctl-tmp-{}-{n}", std::process::id()))
+    sibling(
+        target,
+        ".",
+        &format!(".certctl-tmp-{}-{n}", std::process::id()),
+    )
 }
 
-fn write_file(journal: &mut Journal, target: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+fn write_file(
+    journal: &mut Journal,
+    target: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
     let dir = target.parent().unwrap_or(Path::new("/"));
-    fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)?;
     let existing = fs::symlink_metadata(target).ok();
     if existing.as_ref().is_some_and(|m| m.is_dir()) {
         return Err(std::io::Error::other("a directory is in the way"));
@@ -190,14 +221,30 @@ fn write_file(journal: &mut Journal, target: &Path, contents: &[u8], mode: u32) 
                 fs::rename(&tmp, &kept)?;
                 Original::Kept
             }
-            Some(meta) if meta.file_type().is_symlink() => Original::Symlink(fs::read_link(target)?),
+            Some(meta) if meta.file_type().is_symlink() => {
+                let kept = sibling(target, ".", PREVIOUS_SUFFIX);
+                let tmp = temp_name(target);
+                std::os::unix::fs::symlink(fs::read_link(target)?, &tmp)?;
+                fs::rename(&tmp, &kept)?;
+                Original::Kept
+            }
             _ => Original::Absent,
         };
-        journal.entries.insert(target.to_path_buf(), Entry { original, restored: false });
+        journal.entries.insert(
+            target.to_path_buf(),
+            Entry {
+                original,
+                restored: false,
+            },
+        );
     }
     let tmp = temp_name(target);
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         // The umask may have cleared bits of `mode`; set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
@@ -218,7 +265,12 @@ fn write_file(journal: &mut Journal, target: &Path, contents: &[u8], mode: u32) 
 }
 
 fn restore_file(journal: &mut Journal, target: &Path) -> Result<(), ConnectorError> {
-    let io = |e: std::io::Error| error(ErrorKind::Io, format!("restoring {}: {e}", target.display()));
+    let io = |e: std::io::Error| {
+        error(
+            ErrorKind::Io,
+            format!("restoring {}: {e}", target.display()),
+        )
+    };
     let kept = sibling(target, ".", PREVIOUS_SUFFIX);
     let original = match journal.entries.get(target) {
         Some(entry) if entry.restored => return Ok(()),
@@ -231,30 +283,34 @@ fn restore_file(journal: &mut Journal, target: &Path) -> Result<(), ConnectorErr
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         },
-        Some(Original::Symlink(link)) => {
-            let tmp = temp_name(target);
-            std::os::unix::fs::symlink(link, &tmp).map_err(io)?;
-            fs::rename(&tmp, target).map_err(io)?;
-        }
         Some(Original::Kept) | None => {
-            if !kept.exists() {
+            let Ok(meta) = fs::symlink_metadata(&kept) else {
                 return Err(error(
                     ErrorKind::InvalidRequest,
                     format!("no previous version of {} to restore", target.display()),
                 ));
-            }
+            };
             // Copy back (keeping the kept version) so a later restore still works.
             let tmp = temp_name(target);
-            fs::copy(&kept, &tmp).map_err(io)?;
-            let perms = fs::metadata(&kept).map_err(io)?.permissions();
-            fs::set_permissions(&tmp, perms).map_err(io)?;
+            if meta.file_type().is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&kept).map_err(io)?, &tmp).map_err(io)?;
+            } else {
+                fs::copy(&kept, &tmp).map_err(io)?;
+                fs::set_permissions(&tmp, meta.permissions()).map_err(io)?;
+            }
             fs::rename(&tmp, target).map_err(io)?;
         }
     }
     match journal.entries.get_mut(target) {
         Some(entry) => entry.restored = true,
         None => {
-            journal.entries.insert(target.to_path_buf(), Entry { original: Original::Kept, restored: true });
+            journal.entries.insert(
+                target.to_path_buf(),
+                Entry {
+                    original: Original::Kept,
+                    restored: true,
+                },
+            );
         }
     }
     Ok(())

@@ -147,7 +147,12 @@ impl Grants {
         let hosts = grant
             .hosts
             .iter()
-            .filter(|granted| requested.hosts.iter().any(|r| host_pattern_covers(r, granted)))
+            .filter(|granted| {
+                requested
+                    .hosts
+                    .iter()
+                    .any(|r| host_pattern_covers(r, granted))
+            })
             .cloned()
             .collect();
         let commands = grant
@@ -256,10 +261,17 @@ restart = ["systemctl", "restart", "nginx"]
     fn effective_rights_are_the_intersection() {
         let eff = grants().effective(
             "nginx",
-            &requested(&["/etc/nginx"], &["validate", "reload", "stop"], &["*.slack.com"]),
+            &requested(
+                &["/etc/nginx"],
+                &["validate", "reload", "stop"],
+                &["*.slack.com"],
+            ),
         );
         assert_eq!(eff.directories, [PathBuf::from("/etc/nginx/certs")]);
-        assert_eq!(eff.commands.keys().collect::<Vec<_>>(), ["reload", "validate"]);
+        assert_eq!(
+            eff.commands.keys().collect::<Vec<_>>(),
+            ["reload", "validate"]
+        );
         assert_eq!(eff.hosts, ["hooks.slack.com"]);
     }
 
@@ -274,7 +286,10 @@ restart = ["systemctl", "restart", "nginx"]
         let eff = grants().effective("nginx", &requested(&["*"], &[], &["*"]));
         assert_eq!(
             eff.directories,
-            [PathBuf::from("/etc/nginx/certs"), PathBuf::from("/srv/tls2")]
+            [
+                PathBuf::from("/etc/nginx/certs"),
+                PathBuf::from("/srv/tls2")
+            ]
         );
         assert_eq!(eff.hosts, ["hooks.slack.com", "localhost:2019"]);
     }
@@ -293,18 +308,18 @@ restart = ["systemctl", "restart", "nginx"]
 
     #[test]
     fn grant_files_are_checked() {
-        let err = Grants::parse(
-            "[plugins.x.commands]\nreload = []\n",
-            Path::new("/g.toml"),
-        )
-        .unwrap_err();
+        let err =
+            Grants::parse("[plugins.x.commands]\nreload = []\n", Path::new("/g.toml")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "malformed grants file /g.toml: plugins.x.commands.reload must be a non-empty \
              argument vector like [\"nginx\", \"-t\"]"
         );
-        let err = Grants::parse("[plugins.x]\ndirectories = [\"certs\"]\n", Path::new("/g.toml"))
-            .unwrap_err();
+        let err = Grants::parse(
+            "[plugins.x]\ndirectories = [\"certs\"]\n",
+            Path::new("/g.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("`certs` must be absolute"));
         let err = Grants::parse("[plugins.x]\ncommand = 1\n", Path::new("/g.toml")).unwrap_err();
         assert!(err.to_string().contains("unknown field `command`"), "{err}");
@@ -312,7 +327,11 @@ restart = ["systemctl", "restart", "nginx"]
 
     #[test]
     fn host_matching() {
-        assert!(host_allowed("hooks.slack.com", "hooks.slack.com", Some(443)));
+        assert!(host_allowed(
+            "hooks.slack.com",
+            "hooks.slack.com",
+            Some(443)
+        ));
         assert!(host_allowed("localhost:2019", "localhost", Some(2019)));
         assert!(!host_allowed("localhost:2019", "localhost", Some(2020)));
         assert!(host_allowed("*.example.com", "a.b.example.com", None));

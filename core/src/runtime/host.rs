@@ -96,7 +96,9 @@ impl HostState {
 
     /// What the guest wrote to stderr, trimmed (a panic message, usually).
     pub(crate) fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
 }
 

@@ -44,13 +44,22 @@ impl WasiHttpHooks for HttpHooks {
     ) -> SendFuture {
         drop(fut);
         let uri = request.uri();
-        let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = uri.port_u16().or_else(|| match uri.scheme_str() {
             Some("http") => Some(80),
             Some("https") => Some(443),
             _ => None,
         });
-        if host.is_empty() || !self.hosts.iter().any(|granted| host_allowed(granted, host, port)) {
+        if host.is_empty()
+            || !self
+                .hosts
+                .iter()
+                .any(|granted| host_allowed(granted, host, port))
+        {
             let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
             tracing::warn!(%authority, "plugin outbound request denied");
             self.denied.push(Capability::Host(authority));

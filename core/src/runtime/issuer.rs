@@ -70,7 +70,9 @@ pub struct IssuerPlugin {
 
 impl fmt::Debug for IssuerPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuerPlugin").field("id", &self.plugin.id).finish()
+        f.debug_struct("IssuerPlugin")
+            .field("id", &self.plugin.id)
+            .finish()
     }
 }
 
@@ -118,7 +120,10 @@ impl IssuerPlugin {
     }
 
     /// Submits an order (WIT `issue`).
-    pub fn issue(&self, request: IssueRequest) -> impl Future<Output = Result<Order, RuntimeError>> + Send + 'static {
+    pub fn issue(
+        &self,
+        request: IssueRequest,
+    ) -> impl Future<Output = Result<Order, RuntimeError>> + Send + 'static {
         let pre = self.pre();
         let request = types::IssueRequest {
             csr_pem: request.csr_pem,
@@ -146,13 +151,19 @@ impl IssuerPlugin {
         self.runtime.call(self.plugin.clone(), move |store| {
             Box::pin(async move {
                 let world = pre.instantiate_async(&mut *store).await?;
-                Ok(world.call_order_status(&mut *store, &order_id, &config_json).await?.map(order))
+                Ok(world
+                    .call_order_status(&mut *store, &order_id, &config_json)
+                    .await?
+                    .map(order))
             })
         })
     }
 
     /// Revokes a certificate (WIT `revoke`).
-    pub fn revoke(&self, request: RevokeRequest) -> impl Future<Output = Result<(), RuntimeError>> + Send + 'static {
+    pub fn revoke(
+        &self,
+        request: RevokeRequest,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send + 'static {
         let pre = self.pre();
         let request = types::RevokeRequest {
             serial: request.serial,

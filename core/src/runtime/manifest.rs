@@ -144,13 +144,16 @@ impl Manifest {
         };
         let config_schema = match raw.config_schema {
             None => serde_json::json!({ "type": "object" }),
-            Some(RawSchema::Table(table)) => serde_json::to_value(table)
-                .map_err(|e| malformed(format!("config_schema: {e}")))?,
+            Some(RawSchema::Table(table)) => {
+                serde_json::to_value(table).map_err(|e| malformed(format!("config_schema: {e}")))?
+            }
             Some(RawSchema::Json(text)) => serde_json::from_str(&text)
                 .map_err(|e| malformed(format!("config_schema is not valid JSON: {e}")))?,
         };
         if !config_schema.is_object() {
-            return Err(malformed("config_schema must be a JSON Schema object".into()));
+            return Err(malformed(
+                "config_schema must be a JSON Schema object".into(),
+            ));
         }
         let caps = &raw.capabilities;
         if raw.kind != PluginKind::Target {
@@ -288,7 +291,10 @@ wit = "0.1.0"
 config_schema = '{"type": "object", "required": ["url"]}'
 "#;
         let m = parse(text).expect("parses");
-        assert_eq!(m.config_schema, serde_json::json!({"type": "object", "required": ["url"]}));
+        assert_eq!(
+            m.config_schema,
+            serde_json::json!({"type": "object", "required": ["url"]})
+        );
     }
 
     #[test]
@@ -310,7 +316,10 @@ config_schema = '{"type": "object", "required": ["url"]}'
     fn toml_errors_carry_the_path_and_the_position() {
         let err = parse("id = \"nginx\"\nkind = \"gateway\"\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("malformed manifest /p/plugin.toml: line 2, column 8: "), "{msg}");
+        assert!(
+            msg.starts_with("malformed manifest /p/plugin.toml: line 2, column 8: "),
+            "{msg}"
+        );
         assert!(msg.contains("unknown variant `gateway`"), "{msg}");
     }
 
@@ -333,6 +342,9 @@ config_schema = '{"type": "object", "required": ["url"]}'
     #[test]
     fn notifiers_cannot_ask_for_directories() {
         let err = parse(&GOOD.replace("kind = \"target\"", "kind = \"notifier\"")).unwrap_err();
-        assert!(err.to_string().contains("only available to target plugins, not notifier"));
+        assert!(
+            err.to_string()
+                .contains("only available to target plugins, not notifier")
+        );
     }
 }

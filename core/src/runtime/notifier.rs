@@ -33,7 +33,9 @@ pub struct NotifierPlugin {
 
 impl fmt::Debug for NotifierPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotifierPlugin").field("id", &self.plugin.id).finish()
+        f.debug_struct("NotifierPlugin")
+            .field("id", &self.plugin.id)
+            .finish()
     }
 }
 

@@ -64,7 +64,9 @@ impl std::fmt::Debug for PluginEntry {
 
 impl std::fmt::Debug for PluginSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginSet").field("entries", &self.entries).finish()
+        f.debug_struct("PluginSet")
+            .field("entries", &self.entries)
+            .finish()
     }
 }
 
@@ -103,12 +105,16 @@ impl PluginSet {
 
     /// The entry with this id.
     pub fn get(&self, id: &str) -> Option<&PluginEntry> {
-        self.entries.iter().find(|e| e.manifest.as_ref().is_some_and(|m| m.id == id))
+        self.entries
+            .iter()
+            .find(|e| e.manifest.as_ref().is_some_and(|m| m.id == id))
     }
 
     /// The plugins that failed to load, with their errors.
     pub fn errors(&self) -> impl Iterator<Item = (&PluginEntry, &RuntimeError)> {
-        self.entries.iter().filter_map(|e| e.error.as_ref().map(|err| (e, err)))
+        self.entries
+            .iter()
+            .filter_map(|e| e.error.as_ref().map(|err| (e, err)))
     }
 
     /// The target plugin `id`, ready for calls.
@@ -154,7 +160,11 @@ impl PluginSet {
     }
 }
 
-pub(crate) fn load_dir(runtime: Arc<Inner>, dir: &Path, grants: &Grants) -> Result<PluginSet, RuntimeError> {
+pub(crate) fn load_dir(
+    runtime: Arc<Inner>,
+    dir: &Path,
+    grants: &Grants,
+) -> Result<PluginSet, RuntimeError> {
     let io = |source| RuntimeError::Io {
         path: dir.to_path_buf(),
         source,
@@ -177,7 +187,9 @@ pub(crate) fn load_dir(runtime: Arc<Inner>, dir: &Path, grants: &Grants) -> Resu
         let entry = load_one(&set, &plugin_dir, grants);
         match &entry.error {
             Some(error) => tracing::warn!(dir = %plugin_dir.display(), %error, "plugin not loaded"),
-            None => tracing::info!(plugin = %entry.id(), dir = %plugin_dir.display(), "plugin loaded"),
+            None => {
+                tracing::info!(plugin = %entry.id(), dir = %plugin_dir.display(), "plugin loaded")
+            }
         }
         set.entries.push(entry);
     }
@@ -223,7 +235,12 @@ fn load_one(set: &PluginSet, dir: &Path, grants: &Grants) -> PluginEntry {
     entry
 }
 
-fn compile_and_link(runtime: &Inner, dir: &Path, id: &str, kind: PluginKind) -> Result<LoadedWorld, RuntimeError> {
+fn compile_and_link(
+    runtime: &Inner,
+    dir: &Path,
+    id: &str,
+    kind: PluginKind,
+) -> Result<LoadedWorld, RuntimeError> {
     let wasm_path = dir.join(COMPONENT_FILE);
     let wasm = std::fs::read(&wasm_path).map_err(|source| RuntimeError::Io {
         path: wasm_path.clone(),
@@ -242,16 +259,31 @@ fn compile_and_link(runtime: &Inner, dir: &Path, id: &str, kind: PluginKind) -> 
     };
     Ok(match kind {
         PluginKind::Target => LoadedWorld::Target(
-            bindings::target::TargetPre::new(shared.target_linker.instantiate_pre(&component).map_err(link)?)
-                .map_err(link)?,
+            bindings::target::TargetPre::new(
+                shared
+                    .target_linker
+                    .instantiate_pre(&component)
+                    .map_err(link)?,
+            )
+            .map_err(link)?,
         ),
         PluginKind::Issuer => LoadedWorld::Issuer(
-            bindings::issuer::IssuerPre::new(shared.server_linker.instantiate_pre(&component).map_err(link)?)
-                .map_err(link)?,
+            bindings::issuer::IssuerPre::new(
+                shared
+                    .server_linker
+                    .instantiate_pre(&component)
+                    .map_err(link)?,
+            )
+            .map_err(link)?,
         ),
         PluginKind::Notifier => LoadedWorld::Notifier(
-            bindings::notifier::NotifierPre::new(shared.server_linker.instantiate_pre(&component).map_err(link)?)
-                .map_err(link)?,
+            bindings::notifier::NotifierPre::new(
+                shared
+                    .server_linker
+                    .instantiate_pre(&component)
+                    .map_err(link)?,
+            )
+            .map_err(link)?,
         ),
     })
 }

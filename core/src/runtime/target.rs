@@ -81,7 +81,9 @@ pub struct TargetPlugin {
 
 impl fmt::Debug for TargetPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TargetPlugin").field("id", &self.plugin.id).finish()
+        f.debug_struct("TargetPlugin")
+            .field("id", &self.plugin.id)
+            .finish()
     }
 }
 
@@ -161,7 +163,9 @@ impl TargetPlugin {
         self.runtime.call(self.plugin.clone(), move |store| {
             Box::pin(async move {
                 let world = pre.instantiate_async(&mut *store).await?;
-                let result = world.call_validate_deployment(&mut *store, &request).await?;
+                let result = world
+                    .call_validate_deployment(&mut *store, &request)
+                    .await?;
                 Ok(result.map(|r| ValidationOutcome {
                     valid: r.valid,
                     message: r.message,

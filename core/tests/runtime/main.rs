@@ -1,1 +1,9 @@
-//! placeholder
+//! Integration tests of the WebAssembly connector runtime (feature `runtime`),
+//! driving real components built for wasm32-wasip2 (see `support.rs`).
+
+mod capabilities;
+mod discovery;
+mod sandbox;
+mod support;
+mod targets;
+mod worlds;

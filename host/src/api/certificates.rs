@@ -50,7 +50,9 @@ pub fn after_create<'a>(
 
 /// Routes under `/api/v1/certificates/{id}/…`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/renew", web::post().to(renew))
+    cfg.configure(super::revocation::certificate_routes)
+        .configure(super::exports::certificate_routes)
+        .route("/{id}/renew", web::post().to(renew))
         .route("/{id}/versions", web::get().to(versions))
         .route("/{id}/targets", web::get().to(list_targets))
         .route("/{id}/targets", web::post().to(map_target))

@@ -35,6 +35,8 @@ pub struct AppState {
     pub connector_ctx: ConnectorContext,
     /// Live agent sessions.
     pub agent_hub: actix::Addr<crate::actors::agent_hub::AgentHub>,
+    /// Revocation, CRL and OCSP.
+    pub revocation: Arc<crate::revocation::RevocationService>,
     /// Token agents register with (None: an admin key is required instead).
     pub agent_bootstrap_token: Option<String>,
 }

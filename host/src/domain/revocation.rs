@@ -368,17 +368,26 @@ mod tests {
         assert_eq!(RevocationReason::Unspecified.published_code(), None);
         assert_eq!(RevocationReason::KeyCompromise.published_code(), Some(1));
         let err = "KeyCompromise".parse::<RevocationReason>().unwrap_err();
-        assert!(err.contains("keyCompromise") && err.contains("privilegeWithdrawn"), "{err}");
+        assert!(
+            err.contains("keyCompromise") && err.contains("privilegeWithdrawn"),
+            "{err}"
+        );
     }
 
     #[test]
     fn reason_defaults_to_unspecified() {
-        assert_eq!(parse_reason(&obj(json!({}))), Ok(RevocationReason::Unspecified));
+        assert_eq!(
+            parse_reason(&obj(json!({}))),
+            Ok(RevocationReason::Unspecified)
+        );
         assert_eq!(
             parse_reason(&obj(json!({"reason": "superseded"}))),
             Ok(RevocationReason::Superseded)
         );
-        assert_eq!(parse_reason(&obj(json!({"reason": 1}))).unwrap_err().field, "reason");
+        assert_eq!(
+            parse_reason(&obj(json!({"reason": 1}))).unwrap_err().field,
+            "reason"
+        );
     }
 
     #[test]
@@ -408,10 +417,20 @@ mod tests {
 
     #[test]
     fn bulk_needs_a_criterion_and_known_fields() {
-        assert_eq!(parse_bulk(&obj(json!({"reason": "keyCompromise"}))).unwrap_err().field, "body");
-        assert_eq!(parse_bulk(&obj(json!({"profile": "x"}))).unwrap_err().field, "body");
         assert_eq!(
-            parse_bulk(&obj(json!({"certificate_ids": []}))).unwrap_err().field,
+            parse_bulk(&obj(json!({"reason": "keyCompromise"})))
+                .unwrap_err()
+                .field,
+            "body"
+        );
+        assert_eq!(
+            parse_bulk(&obj(json!({"profile": "x"}))).unwrap_err().field,
+            "body"
+        );
+        assert_eq!(
+            parse_bulk(&obj(json!({"certificate_ids": []})))
+                .unwrap_err()
+                .field,
             "certificate_ids"
         );
         assert_eq!(
@@ -423,7 +442,10 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(ok.reason, RevocationReason::Unspecified);
-        assert_eq!(ok.criteria.certificate_ids, Some(vec!["mc-1".into(), "mc-2".into()]));
+        assert_eq!(
+            ok.criteria.certificate_ids,
+            Some(vec!["mc-1".into(), "mc-2".into()])
+        );
         assert_eq!(ok.criteria.team_id.as_deref(), Some("team-b"));
     }
 

@@ -90,8 +90,8 @@ impl CrlContents {
             .entries
             .iter()
             .map(|e| {
-                let serial =
-                    hex::decode(&e.serial_hex).map_err(|_| CrlError::BadSerial(e.serial_hex.clone()))?;
+                let serial = hex::decode(&e.serial_hex)
+                    .map_err(|_| CrlError::BadSerial(e.serial_hex.clone()))?;
                 Ok(RevokedCertParams {
                     serial_number: SerialNumber::from_slice(&serial),
                     revocation_time: whole_seconds(e.revoked_at),
@@ -207,7 +207,9 @@ mod tests {
         work.write("crl.pem", &encoding::pem("X509 CRL", &der));
 
         let out = std::process::Command::new("openssl")
-            .args(["crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout", "-text"])
+            .args([
+                "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout", "-text",
+            ])
             .current_dir(work.path(""))
             .output()
             .expect("openssl");
@@ -227,14 +229,28 @@ mod tests {
         assert_eq!(number, Some("42"), "{text}");
 
         let revoked = work.try_openssl(&[
-            "verify", "-crl_check", "-CRLfile", "crl.pem", "-CAfile", "ca.pem", "revoked.pem",
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            "crl.pem",
+            "-CAfile",
+            "ca.pem",
+            "revoked.pem",
         ]);
         assert!(
-            revoked.as_ref().is_err_and(|e| e.contains("certificate revoked")),
+            revoked
+                .as_ref()
+                .is_err_and(|e| e.contains("certificate revoked")),
             "{revoked:?}"
         );
         work.openssl(&[
-            "verify", "-crl_check", "-CRLfile", "crl.pem", "-CAfile", "ca.pem", "good.pem",
+            "verify",
+            "-crl_check",
+            "-CRLfile",
+            "crl.pem",
+            "-CAfile",
+            "ca.pem",
+            "good.pem",
         ]);
     }
 }

@@ -182,7 +182,8 @@ pub fn parse_request(der: &[u8]) -> Result<OcspRequest, MalformedRequest> {
     let request = yasna::parse_ber(der, |r| {
         r.read_sequence(|r| {
             let request = r.next().read_sequence(|r| {
-                let version = r.read_optional(|r| r.read_tagged(Tag::context(0), |r| r.read_u8()))?;
+                let version =
+                    r.read_optional(|r| r.read_tagged(Tag::context(0), |r| r.read_u8()))?;
                 if version.is_some_and(|v| v != 0) {
                     return Err(ASN1Error::new(yasna::ASN1ErrorKind::Invalid));
                 }
@@ -339,7 +340,7 @@ fn write_status(w: DERWriter<'_>, status: CertStatus) {
     }
 }
 
-/// The `tbsResponseData` (exposed for tests).
+/// The DER `tbsResponseData` that the responder key signs.
 fn response_data(
     answers: &[SingleAnswer],
     nonce: Option<&[u8]>,

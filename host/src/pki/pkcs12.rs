@@ -244,7 +244,13 @@ mod tests {
             assert!(out.contains("friendlyName: certctl CA"), "{out}");
             assert!(!out.contains("PRIVATE KEY"), "{out}");
             let wrong = work.try_openssl(&[
-                "pkcs12", "-info", "-in", "x.p12", "-nokeys", "-passin", "pass:wrong",
+                "pkcs12",
+                "-info",
+                "-in",
+                "x.p12",
+                "-nokeys",
+                "-passin",
+                "pass:wrong",
             ]);
             assert!(wrong.is_err(), "a wrong password must fail the MAC");
         }

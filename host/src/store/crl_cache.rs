@@ -81,7 +81,10 @@ pub async fn last_number_in(
     dialect: Dialect,
     issuer_id: &str,
 ) -> Result<i64, StoreError> {
-    let mut sql = Sql::new(dialect, "SELECT crl_number FROM crl_cache WHERE issuer_id = ");
+    let mut sql = Sql::new(
+        dialect,
+        "SELECT crl_number FROM crl_cache WHERE issuer_id = ",
+    );
     sql.bind_text(issuer_id);
     if dialect == Dialect::Postgres {
         sql.push(" FOR UPDATE");

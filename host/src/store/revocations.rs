@@ -4,10 +4,10 @@
 //! outcomes.
 
 use serde_json::{Value, json};
+use sqlx::Row as _;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row as _, Transaction};
 
-use super::certificates::{self, Certificate, Version};
+use super::certificates::{self, Certificate};
 use super::jobs::{self, Changes, JobError};
 use super::notifications::{self, NewNotification};
 use super::records::new_id;
@@ -31,8 +31,6 @@ pub struct RevokedSerial {
 pub struct Revocation<'a> {
     /// The certificate as read just before (its status is the compare-and-set guard).
     pub certificate: &'a Certificate,
-    /// Its issued versions; each one's serial is revoked.
-    pub versions: &'a [Version],
     /// Why.
     pub reason: RevocationReason,
     /// Short-lived profile: recorded, never listed in CRLs.
@@ -78,14 +76,26 @@ pub async fn record(
         return Ok(None);
     }
 
+    // Versions are read after the status changed, inside the transaction, so a renewal that
+    // committed a moment earlier has its new serial revoked too.
+    let mut read = Sql::new(
+        store.dialect(),
+        "SELECT id, serial_number, issuer_id, not_after FROM certificate_versions WHERE certificate_id = ",
+    );
+    read.bind_text(cert.id.clone())
+        .push(" ORDER BY created_at, id");
+    let versions = read.query().fetch_all(&mut *tx).await?;
     let mut serials = Vec::new();
-    for version in revocation.versions {
-        let Some(issuer_id) = version.issuer_id.clone().or_else(|| cert.issuer_id.clone()) else {
-            tracing::warn!(certificate_id = %cert.id, version_id = %version.id, "version has no issuer; its serial cannot be published as revoked");
+    for row in &versions {
+        let version_id: String = row.try_get(0)?;
+        let serial_number: String = row.try_get(1)?;
+        let version_issuer: Option<String> = row.try_get(2)?;
+        let not_after: String = row.try_get(3)?;
+        let Some(issuer_id) = version_issuer.or_else(|| cert.issuer_id.clone()) else {
+            tracing::warn!(certificate_id = %cert.id, %version_id, "version has no issuer; its serial cannot be published as revoked");
             continue;
         };
-        let serial = canonical_serial(&version.serial_number)
-            .unwrap_or_else(|| version.serial_number.clone());
+        let serial = canonical_serial(&serial_number).unwrap_or(serial_number);
         let mut exists = Sql::new(
             store.dialect(),
             "SELECT 1 FROM certificate_revocations WHERE issuer_id = ",
@@ -105,7 +115,7 @@ pub async fn record(
             .push(", ")
             .bind_text(cert.id.clone())
             .push(", ")
-            .bind_text(version.id.clone())
+            .bind_text(version_id)
             .push(", ")
             .bind_text(serial.clone())
             .push(", ")
@@ -119,11 +129,13 @@ pub async fn record(
             .push(", ")
             .bind_text(actor.name.clone())
             .push(", ")
-            .bind_text(version.not_after.clone())
+            .bind_text(not_after)
             .push(", ")
             .bind(Param::Bool(Some(revocation.crl_exempt)))
             .push(", ")
-            .bind(Param::Text(revocation.bulk_revocation_id.map(str::to_owned)))
+            .bind(Param::Text(
+                revocation.bulk_revocation_id.map(str::to_owned),
+            ))
             .push(")");
         sql.query().execute(&mut *tx).await?;
         serials.push(RevokedSerial {
@@ -600,20 +612,26 @@ pub async fn list_bulk(
         .try_get(0)?;
     let mut sql = Sql::new(
         store.dialect(),
-        &format!("SELECT {BULK_COLUMNS} FROM bulk_revocations ORDER BY created_at DESC, id DESC LIMIT "),
+        &format!(
+            "SELECT {BULK_COLUMNS} FROM bulk_revocations ORDER BY created_at DESC, id DESC LIMIT "
+        ),
     );
     sql.bind(Param::Int(Some(limit)))
         .push(" OFFSET ")
         .bind(Param::Int(Some(offset)));
     let rows = sql.query().fetch_all(store.pool()).await?;
-    Ok((rows.iter().map(decode_bulk).collect::<Result<_, _>>()?, total))
+    Ok((
+        rows.iter().map(decode_bulk).collect::<Result<_, _>>()?,
+        total,
+    ))
 }
 
 /// Runs still marked Running (a restart interrupted them).
 pub async fn unfinished_bulk(store: &Store) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query("SELECT id FROM bulk_revocations WHERE status = 'Running' ORDER BY created_at")
-        .fetch_all(store.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT id FROM bulk_revocations WHERE status = 'Running' ORDER BY created_at")
+            .fetch_all(store.pool())
+            .await?;
     rows.iter()
         .map(|r| r.try_get(0).map_err(StoreError::from))
         .collect()

@@ -6,6 +6,8 @@ mod api_errors;
 mod api_resources;
 mod issuance;
 mod pipeline;
+mod plugins;
 mod support;
 mod readiness;
+mod revocation;
 mod store;

@@ -48,9 +48,17 @@ fn fixture() -> Fixture {
     let public =
         rcgen::KeyPair::try_from(&PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec())).expect("kp");
     let responder = ca
-        .issue_ocsp_responder(&public, "certctl OCSP responder", now - Duration::minutes(5), now + Duration::days(30))
+        .issue_ocsp_responder(
+            &public,
+            "certctl OCSP responder",
+            now - Duration::minutes(5),
+            now + Duration::days(30),
+        )
         .expect("responder");
-    work.write("responder.pem", &encoding::pem("CERTIFICATE", &responder.der));
+    work.write(
+        "responder.pem",
+        &encoding::pem("CERTIFICATE", &responder.der),
+    );
     Fixture {
         work,
         ca,
@@ -65,7 +73,9 @@ impl Fixture {
         // Digest options must precede -cert.
         let mut args = vec!["ocsp"];
         args.extend_from_slice(extra);
-        args.extend_from_slice(&["-issuer", "ca.pem", "-cert", "leaf.pem", "-reqout", "req.der"]);
+        args.extend_from_slice(&[
+            "-issuer", "ca.pem", "-cert", "leaf.pem", "-reqout", "req.der",
+        ]);
         self.work.openssl(&args);
         std::fs::read(self.work.path("req.der")).expect("req")
     }
@@ -96,13 +106,27 @@ impl Fixture {
         // With the request: verifies the signature and checks the nonce (given -cert as
         // well, openssl would build a second request with a nonce of its own).
         let verified = self.openssl_all(&[
-            "ocsp", "-respin", "resp.der", "-reqin", "req.der", "-CAfile", "ca.pem",
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-reqin",
+            "req.der",
+            "-CAfile",
+            "ca.pem",
             "-resp_text",
         ]);
         // With the certificate: prints "leaf.pem: <status>".
         let status = self.openssl_all(&[
-            "ocsp", "-respin", "resp.der", "-issuer", "ca.pem", "-cert", "leaf.pem", "-CAfile",
-            "ca.pem", "-no_nonce",
+            "ocsp",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            "leaf.pem",
+            "-CAfile",
+            "ca.pem",
+            "-no_nonce",
         ]);
         verified + &status
     }
@@ -121,7 +145,11 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(out.status.success(), "openssl {}: {text}", args.join(" "));
-        assert!(!text.contains("Verify error"), "openssl {}: {text}", args.join(" "));
+        assert!(
+            !text.contains("Verify error"),
+            "openssl {}: {text}",
+            args.join(" ")
+        );
         text
     }
 }
@@ -207,7 +235,13 @@ fn revoked_answers_carry_time_and_reason() {
     assert!(out.contains("Reason: keyCompromise"), "{out}");
     assert!(out.contains("Revocation Time:"), "{out}");
 
-    let out = f.respond(&request, CertStatus::Revoked { time: when, reason: None });
+    let out = f.respond(
+        &request,
+        CertStatus::Revoked {
+            time: when,
+            reason: None,
+        },
+    );
     assert!(out.contains("leaf.pem: revoked"), "{out}");
     assert!(!out.contains("Reason:"), "{out}");
 }
@@ -223,8 +257,15 @@ fn unknown_answers_verify() {
 #[test]
 fn error_responses_carry_only_the_status() {
     let f = fixture();
-    assert_eq!(encode_error(ResponseStatus::MalformedRequest), vec![0x30, 0x03, 0x0a, 0x01, 0x01]);
-    std::fs::write(f.work.path("err.der"), encode_error(ResponseStatus::Unauthorized)).expect("write");
+    assert_eq!(
+        encode_error(ResponseStatus::MalformedRequest),
+        vec![0x30, 0x03, 0x0a, 0x01, 0x01]
+    );
+    std::fs::write(
+        f.work.path("err.der"),
+        encode_error(ResponseStatus::Unauthorized),
+    )
+    .expect("write");
     let out = std::process::Command::new("openssl")
         .args(["ocsp", "-respin", "err.der", "-resp_text", "-noverify"])
         .current_dir(f.work.path(""))

@@ -1,0 +1,1036 @@
+//! Acceptance tests of revocation against the real server, with the `openssl` CLI as the
+//! independent relying party:
+//!
+//! 1. OCSP (openssl's POST, the hex GET form and the RFC 6960 base64 GET form) answers good,
+//!    then revoked with time and reason; unknown serials answer unknown; garbage answers
+//!    malformedRequest; unknown issuers unauthorized; the nonce is echoed; responses verify.
+//! 2. The CRL verifies, lists revoked serials with reasons, its number strictly increases,
+//!    and `openssl verify -crl_check` rejects a revoked leaf and accepts a good one;
+//!    short-lived certificates stay out of it.
+//! 3. The responder certificate is delegated (OCSPSigning, ocsp-nocheck, not the CA),
+//!    rotates near expiry and when its key file disappears.
+//! 4. The revoke API: 400 unknown reason, 409 double revoke / never issued, 404 unknown;
+//!    bulk revocation by criteria with per-certificate outcomes and one audit event.
+//! 5. The admin CRL cache view (403 for a non-admin key) and the PEM / PKCS#12 exports.
+//!
+//! The main flow also runs on PostgreSQL (a fresh database on the server named by
+//! `CERTCTL_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_KEY, Api, ServerBuilder, TestServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Polls `probe` every 50 ms until it answers `Ok`; panics with the last `Err` after [`WAIT`].
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn builder() -> ServerBuilder {
+    ServerBuilder::new()
+        .env("CERTCTL_KEYGEN_MODE", "server")
+        .env("CERTCTL_LOG_LEVEL", "warn")
+}
+
+async fn created(api: &Api, path: &str, body: Value) -> String {
+    let r = api.post(path, &body).await;
+    assert_eq!(r.status, 201, "POST {path} {body}: {}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Creates a certificate on the Local CA and waits until it is Active.
+async fn active_certificate(api: &Api, name: &str, extra: Value) -> String {
+    let mut body =
+        json!({"name": name, "common_name": format!("{name}.example"), "issuer_id": "iss-local"});
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            body[k] = v;
+        }
+    }
+    let id = created(api, "certificates", body).await;
+    eventually(&format!("certificate {id} to be Active"), async || {
+        let c = api.get(&format!("certificates/{id}")).await;
+        if c.body["status"] == "Active" {
+            Ok(())
+        } else {
+            Err(c.body.to_string())
+        }
+    })
+    .await;
+    id
+}
+
+/// A scratch directory where openssl runs.
+struct Work(tempfile::TempDir);
+
+impl Work {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.0.path().join(name)
+    }
+
+    fn write(&self, name: &str, data: impl AsRef<[u8]>) {
+        std::fs::write(self.path(name), data).unwrap();
+    }
+
+    /// Runs openssl; (success, stdout + stderr).
+    fn openssl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.0.path())
+            .output()
+            .expect("the openssl CLI must be installed");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn openssl_ok(&self, args: &[&str]) -> String {
+        let (ok, text) = self.openssl(args);
+        assert!(ok, "openssl {}: {text}", args.join(" "));
+        text
+    }
+}
+
+/// The Local CA chain (PEM).
+async fn ca_pem(api: &Api) -> String {
+    let r = api
+        .client
+        .get(api.url("issuers/iss-local/ca"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}
+
+/// The PEM export of a certificate (asserts 200).
+async fn pem_export(api: &Api, id: &str) -> Value {
+    let r = api.get(&format!("certificates/{id}/export/pem")).await;
+    assert_eq!(r.status, 200, "export: {}", r.body);
+    r.body
+}
+
+/// Writes `ca.pem` and `<name>.pem` (the leaf) into `work`; returns the leaf's serial.
+async fn fetch_leaf(api: &Api, work: &Work, id: &str, name: &str) -> String {
+    work.write("ca.pem", ca_pem(api).await);
+    let export = pem_export(api, id).await;
+    work.write(
+        &format!("{name}.pem"),
+        export["certificate"].as_str().unwrap(),
+    );
+    export["serial_number"].as_str().unwrap().to_owned()
+}
+
+async fn get_bytes(api: &Api, path: &str) -> (u16, String, Vec<u8>) {
+    let r = api.client.get(api.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, r.bytes().await.unwrap().to_vec())
+}
+
+async fn post_bytes(api: &Api, path: &str, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    let r = api
+        .client
+        .post(api.url(path))
+        .header("content-type", "application/ocsp-request")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ct, r.bytes().await.unwrap().to_vec())
+}
+
+/// `openssl ocsp` against the server's POST endpoint, verifying against the CA.
+fn ocsp_post(work: &Work, base: &str, leaf: &str) -> String {
+    let url = format!("{base}/.well-known/pki/ocsp/iss-local");
+    work.openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        "ca.pem",
+        "-cert",
+        leaf,
+        "-url",
+        &url,
+        "-CAfile",
+        "ca.pem",
+        "-resp_text",
+    ])
+}
+
+/// Reads a stored OCSP response with openssl (verifying it for `leaf`).
+fn ocsp_read(work: &Work, der: &[u8], leaf: &str) -> String {
+    work.write("resp.der", der);
+    work.openssl_ok(&[
+        "ocsp",
+        "-respin",
+        "resp.der",
+        "-resp_text",
+        "-CAfile",
+        "ca.pem",
+        "-issuer",
+        "ca.pem",
+        "-cert",
+        leaf,
+        "-no_nonce",
+    ])
+}
+
+/// Fetches the CRL, checks content type and signature, writes `crl.pem`; returns its text.
+async fn fetch_crl(api: &Api, work: &Work) -> String {
+    let (status, ct, der) = get_bytes(api, "/.well-known/pki/crl/iss-local").await;
+    assert_eq!(status, 200);
+    assert_eq!(ct, "application/pkix-crl");
+    work.write("crl.der", &der);
+    let text = work.openssl_ok(&[
+        "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout", "-text",
+    ]);
+    assert!(text.contains("verify OK"), "{text}");
+    work.openssl_ok(&["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"]);
+    text
+}
+
+fn crl_number(text: &str) -> u64 {
+    text.lines()
+        .skip_while(|l| !l.contains("X509v3 CRL Number"))
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no CRL number in {text}"))
+}
+
+/// Runs `openssl verify -crl_check` for a leaf; (accepted, output).
+fn crl_verify(work: &Work, leaf: &str) -> (bool, String) {
+    work.openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        "crl.pem",
+        "-CAfile",
+        "ca.pem",
+        leaf,
+    ])
+}
+
+async fn audit_actions(api: &Api, filter: &str) -> Vec<Value> {
+    let r = api.get(&format!("audit?{filter}&per_page=500")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["data"].as_array().unwrap().clone()
+}
+
+/// The responder certificate's serial from `-resp_text` output (the embedded certificate's
+/// "Serial Number:" is followed by the value on the next line).
+fn responder_serial(text: &str) -> String {
+    text.lines()
+        .skip_while(|l| l.trim() != "Serial Number:")
+        .nth(1)
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| panic!("no responder certificate in {text}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+/// The whole relying-party story on one server (SQLite here, PostgreSQL below).
+async fn revoke_then_ocsp_and_crl_say_so(server: &TestServer) {
+    let api = server.admin();
+    let work = Work::new();
+    let id = active_certificate(&api, "web", json!({})).await;
+    let good_id = active_certificate(&api, "other", json!({})).await;
+    let serial = fetch_leaf(&api, &work, &id, "leaf").await;
+    fetch_leaf(&api, &work, &good_id, "good").await;
+
+    // Good before revocation: POST (openssl, nonce checked), hex GET.
+    let out = ocsp_post(&work, &server.base, "leaf.pem");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("leaf.pem: good"), "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
+    assert!(out.contains("OCSP Nonce"), "{out}");
+    let (status, ct, der) =
+        get_bytes(&api, &format!("/.well-known/pki/ocsp/iss-local/{serial}")).await;
+    assert_eq!((status, ct.as_str()), (200, "application/ocsp-response"));
+    let out = ocsp_read(&work, &der, "leaf.pem");
+    assert!(
+        out.contains("Response verify OK") && out.contains("leaf.pem: good"),
+        "{out}"
+    );
+
+    let before = fetch_crl(&api, &work).await;
+    assert!(
+        crl_verify(&work, "leaf.pem").0,
+        "good leaf accepted before revocation"
+    );
+
+    // Revoke.
+    let r = api
+        .post(
+            &format!("certificates/{id}/revoke"),
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "Revoked");
+    assert_eq!(r.body["id"], id.as_str());
+
+    // OCSP: POST, hex GET (upper case, colons) and the RFC 6960 base64 GET form.
+    let out = ocsp_post(&work, &server.base, "leaf.pem");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("leaf.pem: revoked"), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+    assert!(out.contains("Revocation Time:"), "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
+    let colons = serial
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(":");
+    let (_, _, der) = get_bytes(&api, &format!("/.well-known/pki/ocsp/iss-local/{colons}")).await;
+    let out = ocsp_read(&work, &der, "leaf.pem");
+    assert!(
+        out.contains("leaf.pem: revoked") && out.contains("Reason: keyCompromise"),
+        "{out}"
+    );
+    work.openssl_ok(&[
+        "ocsp",
+        "-issuer",
+        "ca.pem",
+        "-cert",
+        "leaf.pem",
+        "-no_nonce",
+        "-reqout",
+        "req.der",
+    ]);
+    let request = std::fs::read(work.path("req.der")).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(request)
+        .replace('/', "%2F")
+        .replace('+', "%2B")
+        .replace('=', "%3D");
+    let (_, _, der) = get_bytes(&api, &format!("/.well-known/pki/ocsp/iss-local/{encoded}")).await;
+    let out = ocsp_read(&work, &der, "leaf.pem");
+    assert!(out.contains("leaf.pem: revoked"), "{out}");
+    // The other certificate is still good.
+    let out = ocsp_post(&work, &server.base, "good.pem");
+    assert!(out.contains("good.pem: good"), "{out}");
+
+    // Unknown serial, garbage, unknown issuer.
+    let (_, _, der) = get_bytes(&api, "/.well-known/pki/ocsp/iss-local/4a0b0c0d").await;
+    work.write("unknown.der", &der);
+    let out = work.openssl_ok(&[
+        "ocsp",
+        "-respin",
+        "unknown.der",
+        "-resp_text",
+        "-CAfile",
+        "ca.pem",
+    ]);
+    assert!(out.contains("Cert Status: unknown"), "{out}");
+    assert!(out.contains("Response verify OK"), "{out}");
+    let (status, ct, der) =
+        post_bytes(&api, "/.well-known/pki/ocsp/iss-local", b"garbage".to_vec()).await;
+    assert_eq!((status, ct.as_str()), (200, "application/ocsp-response"));
+    work.write("bad.der", &der);
+    let (_, out) = work.openssl(&["ocsp", "-respin", "bad.der", "-resp_text", "-noverify"]);
+    assert!(out.contains("malformedrequest (1)"), "{out}");
+    let (status, _, der) = post_bytes(
+        &api,
+        "/.well-known/pki/ocsp/iss-nowhere",
+        b"garbage".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    work.write("unauth.der", &der);
+    let (_, out) = work.openssl(&["ocsp", "-respin", "unauth.der", "-resp_text", "-noverify"]);
+    assert!(out.contains("unauthorized (6)"), "{out}");
+
+    // The CRL now lists the serial with its reason under a higher number.
+    let after = fetch_crl(&api, &work).await;
+    assert!(
+        crl_number(&after) > crl_number(&before),
+        "{before}\n{after}"
+    );
+    assert!(after.contains(&serial.to_uppercase()), "{after}");
+    assert!(after.contains("Key Compromise"), "{after}");
+    let (ok, out) = crl_verify(&work, "leaf.pem");
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let (ok, out) = crl_verify(&work, "good.pem");
+    assert!(ok, "{out}");
+    let (status, _, _) = get_bytes(&api, "/.well-known/pki/crl/iss-nowhere").await;
+    assert_eq!(status, 404);
+
+    // Audit and notification.
+    let events = audit_actions(
+        &api,
+        &format!("resource_id={id}&action=certificate_revoked"),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["details"]["reason"], "keyCompromise");
+    assert_eq!(events[0]["details"]["serial_numbers"], json!([serial]));
+    let n = api
+        .get(&format!(
+            "notifications?certificate_id={id}&type=Revocation"
+        ))
+        .await;
+    assert_eq!(n.body["total"], 1, "{}", n.body);
+}
+
+#[tokio::test]
+async fn revoke_then_ocsp_and_crl_say_so_sqlite() {
+    let server = builder().start().await;
+    revoke_then_ocsp_and_crl_say_so(&server).await;
+}
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+#[tokio::test]
+async fn revoke_then_ocsp_and_crl_say_so_postgres() {
+    use sqlx::{Connection as _, Executor as _};
+    let base = std::env::var("CERTCTL_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.to_owned());
+    let db = format!("certctl_revocation_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .unwrap();
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h.to_owned(), format!("?{q}")),
+        None => (base.clone(), String::new()),
+    };
+    let authority = head.find("://").map_or(0, |i| i + 3);
+    let root = match head[authority..].find('/') {
+        Some(i) => head[..authority + i].to_owned(),
+        None => head.clone(),
+    };
+    let url = format!("{root}/{db}{query}");
+    {
+        let server = builder().env("CERTCTL_DATABASE_URL", &url).start().await;
+        revoke_then_ocsp_and_crl_say_so(&server).await;
+    }
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+}
+
+/// 400 unknown reason (naming the allowed ones), 409 twice / never issued, 404 unknown,
+/// default reason unspecified (no reason code published), short-lived certificates kept
+/// out of the CRL, open jobs cancelled.
+#[tokio::test]
+async fn revoke_api_answers_and_exemptions() {
+    let server = builder().start().await;
+    let api = server.admin();
+    let work = Work::new();
+    let id = active_certificate(&api, "plain", json!({})).await;
+
+    let r = api
+        .post(
+            &format!("certificates/{id}/revoke"),
+            &json!({"reason": "stolen"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["field"], "reason");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    for allowed in [
+        "unspecified",
+        "keyCompromise",
+        "cessationOfOperation",
+        "privilegeWithdrawn",
+    ] {
+        assert!(message.contains(allowed), "{message}");
+    }
+    let r = api
+        .post(&format!("certificates/{id}/revoke"), &json!({"why": "x"}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        api.get(&format!("certificates/{id}")).await.body["status"],
+        "Active"
+    );
+
+    // No body at all: reason unspecified.
+    let r = api
+        .raw(
+            reqwest::Method::POST,
+            &format!("certificates/{id}/revoke"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "Revoked");
+    let r = api
+        .post(
+            &format!("certificates/{id}/revoke"),
+            &json!({"reason": "superseded"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already revoked")
+    );
+    let r = api
+        .post("certificates/mc-not-there/revoke", &json!({}))
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    // Never issued (no issuer, so no job): 409 saying so.
+    let pending = created(
+        &api,
+        "certificates",
+        json!({"name": "draft", "common_name": "draft.example"}),
+    )
+    .await;
+    let r = api
+        .post(&format!("certificates/{pending}/revoke"), &json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("never issued"),
+        "{}",
+        r.body
+    );
+    // Archived: 409 saying so.
+    let archived = active_certificate(&api, "gone", json!({})).await;
+    assert_eq!(
+        api.delete(&format!("certificates/{archived}")).await.status,
+        204
+    );
+    let r = api
+        .post(&format!("certificates/{archived}/revoke"), &json!({}))
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("archived"),
+        "{}",
+        r.body
+    );
+
+    // A short-lived certificate is revoked but never listed; the plain one is, without a
+    // reason code (unspecified).
+    let profile = created(
+        &api,
+        "profiles",
+        json!({"name": "short", "max_ttl_seconds": 600}),
+    )
+    .await;
+    let short = active_certificate(&api, "short", json!({"profile_id": profile})).await;
+    let short_serial = pem_export(&api, &short).await["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let plain_serial = pem_export(&api, &id).await["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .post(
+            &format!("certificates/{short}/revoke"),
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    work.write("ca.pem", ca_pem(&api).await);
+    let crl = fetch_crl(&api, &work).await;
+    assert!(crl.contains(&plain_serial.to_uppercase()), "{crl}");
+    assert!(!crl.contains(&short_serial.to_uppercase()), "{crl}");
+    assert!(
+        !crl.contains("Reason Code"),
+        "unspecified carries no reason code: {crl}"
+    );
+
+    // A renewal job open at revocation time is cancelled.
+    let renewing = active_certificate(&api, "renewing", json!({})).await;
+    let job = api
+        .post(&format!("certificates/{renewing}/renew"), &json!({}))
+        .await;
+    assert_eq!(job.status, 202, "{}", job.body);
+    let r = api
+        .post(
+            &format!("certificates/{renewing}/revoke"),
+            &json!({"reason": "superseded"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let job_id = job.body["id"].as_str().unwrap();
+    let j = api.get(&format!("jobs/{job_id}")).await.body;
+    // The processor may have finished it first; either way the certificate stays Revoked.
+    assert!(
+        matches!(j["status"].as_str(), Some("Cancelled" | "Completed")),
+        "{j}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        api.get(&format!("certificates/{renewing}")).await.body["status"],
+        "Revoked"
+    );
+}
+
+/// Bulk revocation by criteria: 400 without one, AND-ed criteria, per-certificate outcomes,
+/// partial failures tolerated, exactly one `bulk_revocation_initiated` audit event.
+#[tokio::test]
+async fn bulk_revoke_by_criteria() {
+    let server = builder().start().await;
+    let api = server.admin();
+    let team = created(&api, "teams", json!({"name": "platform"})).await;
+    let owner = created(&api, "owners", json!({"name": "ops", "team_id": team})).await;
+    let profile = created(&api, "profiles", json!({"name": "staging"})).await;
+    let a = active_certificate(&api, "a", json!({"profile_id": profile, "owner_id": owner})).await;
+    let b = active_certificate(&api, "b", json!({"profile_id": profile, "owner_id": owner})).await;
+    let c = active_certificate(&api, "c", json!({"profile_id": profile})).await;
+    let d = active_certificate(&api, "d", json!({})).await;
+
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"profile_id": profile, "reason": "nope"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["error"]["field"], "reason");
+
+    // profile AND team (through the owner): a and b, not c.
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"profile_id": profile, "team_id": team, "reason": "cessationOfOperation"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job_id = r.body["job_id"].as_str().unwrap().to_owned();
+    assert!(job_id.starts_with("brv-"), "{}", r.body);
+    assert_eq!(r.body["affected"], 2, "{}", r.body);
+    let mut results: Vec<(String, String)> = r.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["certificate_id"].as_str().unwrap().to_owned(),
+                x["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    results.sort();
+    let mut expected = vec![
+        (a.clone(), "Revoked".to_owned()),
+        (b.clone(), "Revoked".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(results, expected);
+    for id in [&a, &b] {
+        assert_eq!(
+            api.get(&format!("certificates/{id}")).await.body["status"],
+            "Revoked"
+        );
+    }
+    for id in [&c, &d] {
+        assert_eq!(
+            api.get(&format!("certificates/{id}")).await.body["status"],
+            "Active"
+        );
+    }
+    let initiated = audit_actions(&api, "action=bulk_revocation_initiated").await;
+    assert_eq!(initiated.len(), 1, "{initiated:?}");
+    assert_eq!(initiated[0]["resource_id"], job_id.as_str());
+    assert_eq!(
+        initiated[0]["details"]["criteria"]["team_id"],
+        team.as_str()
+    );
+    let revoked = audit_actions(&api, "action=certificate_revoked").await;
+    assert_eq!(revoked.len(), 2);
+    assert!(
+        revoked
+            .iter()
+            .all(|e| e["details"]["bulk_revocation_id"] == job_id.as_str())
+    );
+
+    let run = api.get(&format!("bulk-revocations/{job_id}")).await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.body["status"], "Completed");
+    assert_eq!(run.body["succeeded"], 2);
+    assert_eq!(run.body["reason"], "cessationOfOperation");
+    assert_eq!(run.body["results"].as_array().unwrap().len(), 2);
+    let list = api.get("bulk-revocations").await;
+    assert_eq!(list.body["total"], 1, "{}", list.body);
+    assert_eq!(api.get("bulk-revocations/brv-nope").await.status, 404);
+
+    // Explicit ids: partial failures tolerated, each named certificate has an outcome.
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"certificate_ids": [a, "mc-not-there", c]}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["affected"], 3, "{}", r.body);
+    let outcome = |id: &str| {
+        r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["certificate_id"] == id)
+            .map(|x| x["outcome"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(outcome(&a).as_deref(), Some("Skipped"));
+    assert_eq!(outcome("mc-not-there").as_deref(), Some("Failed"));
+    assert_eq!(outcome(&c).as_deref(), Some("Revoked"));
+    assert_eq!(r.body["succeeded"], 1);
+    assert_eq!(r.body["skipped"], 1);
+    assert_eq!(r.body["failed"], 1);
+    assert_eq!(
+        audit_actions(&api, "action=bulk_revocation_initiated")
+            .await
+            .len(),
+        2,
+        "one event per bulk revocation"
+    );
+
+    // By agent (through a mapped target's agent).
+    let agent = created(&api, "agents", json!({"name": "edge"})).await;
+    let target = created(
+        &api,
+        "targets",
+        json!({"name": "edge-nginx", "type": "nginx", "agent_id": agent}),
+    )
+    .await;
+    let mapped = api
+        .post(
+            &format!("certificates/{d}/targets"),
+            &json!({"target_id": target}),
+        )
+        .await;
+    assert_eq!(mapped.status, 201, "{}", mapped.body);
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"agent_id": agent, "reason": "affiliationChanged"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["affected"], 1, "{}", r.body);
+    assert_eq!(r.body["results"][0]["certificate_id"], d.as_str());
+    assert_eq!(
+        api.get(&format!("certificates/{d}")).await.body["status"],
+        "Revoked"
+    );
+}
+
+/// The responder certificate is delegated, rotates within the grace of expiry, and a
+/// deleted key file means a new responder, not a crash.
+#[tokio::test]
+async fn ocsp_responder_is_delegated_and_rotates() {
+    // Validity shorter than the grace: every request finds it due for rotation.
+    let server = builder()
+        .env("CERTCTL_OCSP_RESPONDER_VALIDITY", "1h")
+        .env("CERTCTL_OCSP_RESPONDER_ROTATION_GRACE", "2h")
+        .start()
+        .await;
+    let api = server.admin();
+    let work = Work::new();
+    let id = active_certificate(&api, "rot", json!({})).await;
+    fetch_leaf(&api, &work, &id, "leaf").await;
+    let first = ocsp_post(&work, &server.base, "leaf.pem");
+    assert!(first.contains("Response verify OK"), "{first}");
+    assert!(first.contains("OCSP No Check"), "{first}");
+    assert!(first.contains("OCSP Signing"), "{first}");
+    assert!(
+        first.contains("Subject: CN=certctl OCSP responder for iss-local"),
+        "{first}"
+    );
+    assert!(first.contains("Issuer: CN=certctl Local CA"), "{first}");
+    assert!(
+        !first.contains("Subject: CN=certctl Local CA"),
+        "the CA does not sign: {first}"
+    );
+    let second = ocsp_post(&work, &server.base, "leaf.pem");
+    assert_ne!(
+        responder_serial(&first),
+        responder_serial(&second),
+        "rotated"
+    );
+    drop(server);
+
+    // Defaults: the responder is kept across requests until its key file goes.
+    let server = builder().start().await;
+    let api = server.admin();
+    let work = Work::new();
+    let id = active_certificate(&api, "keep", json!({})).await;
+    fetch_leaf(&api, &work, &id, "leaf").await;
+    let first = responder_serial(&ocsp_post(&work, &server.base, "leaf.pem"));
+    let again = responder_serial(&ocsp_post(&work, &server.base, "leaf.pem"));
+    assert_eq!(first, again, "kept while valid");
+    let key = server
+        .data_dir
+        .path()
+        .join("ocsp/ocsp-responder-iss-local.key");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+    std::fs::remove_file(&key).unwrap();
+    let out = ocsp_post(&work, &server.base, "leaf.pem");
+    assert!(
+        out.contains("Response verify OK") && out.contains("leaf.pem: good"),
+        "{out}"
+    );
+    assert_ne!(
+        responder_serial(&out),
+        first,
+        "a missing key file means a new responder"
+    );
+    assert!(key.exists());
+    assert_eq!(api.get("/health").await.status, 200);
+    let rotations = audit_actions(&api, "action=ocsp_responder_rotated").await;
+    assert_eq!(rotations.len(), 2, "{rotations:?}");
+}
+
+/// Admin-only CRL cache view: 403 for a non-admin key, per-issuer state and events for an
+/// admin; generation events accumulate with increasing CRL numbers.
+#[tokio::test]
+async fn admin_crl_cache_needs_an_admin_key() {
+    let server = builder().start().await;
+    let api = server.admin();
+    let id = active_certificate(&api, "cached", json!({})).await;
+    assert_eq!(
+        api.post(&format!("certificates/{id}/revoke"), &json!({}))
+            .await
+            .status,
+        200
+    );
+    // A non-admin key, straight into the database.
+    let key = "viewer-key-0123456789";
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
+    insert_key(&server.data_dir.path().join("certctl.db"), &hash);
+
+    let viewer = server.with_key(key);
+    assert_eq!(
+        viewer.get("certificates").await.status,
+        200,
+        "the key works"
+    );
+    let r = viewer.get("admin/crl/cache").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "forbidden");
+
+    let r = api.get("admin/crl/cache").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let local = r.body["issuers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["issuer_id"] == "iss-local")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", r.body));
+    assert_eq!(local["revoked_count"], 1);
+    assert_eq!(local["is_stale"], false);
+    let events = r.body["events"].as_array().unwrap();
+    assert!(events.len() >= 2, "startup and revocation: {events:?}");
+    let numbers: Vec<i64> = events
+        .iter()
+        .filter(|e| e["issuer_id"] == "iss-local" && e["succeeded"] == true)
+        .map(|e| e["crl_number"].as_i64().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] > w[1]),
+        "newest first, increasing: {numbers:?}"
+    );
+    assert_eq!(events[0]["cause"], "revocation", "{events:?}");
+}
+
+fn insert_key(db: &Path, hash: &str) {
+    let sql = format!(
+        "INSERT INTO api_keys (id, name, key_hash, admin, agent_id, created_at) VALUES ('key-viewer', 'viewer', '{hash}', 0, NULL, '2026-01-01T00:00:00.000Z');"
+    );
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg(&sql)
+        .output()
+        .expect("the sqlite3 CLI must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// PEM export (JSON split leaf / chain, and as a download) and a certificates-only PKCS#12
+/// that openssl reads with and without a password; each export audited.
+#[tokio::test]
+async fn exports_pem_and_pkcs12() {
+    let server = builder().start().await;
+    let api = server.admin();
+    let work = Work::new();
+    let id = active_certificate(&api, "export", json!({})).await;
+    let ca = ca_pem(&api).await;
+    work.write("ca.pem", &ca);
+
+    let pem = pem_export(&api, &id).await;
+    let certificate = pem["certificate"].as_str().unwrap();
+    let chain = pem["chain"].as_str().unwrap();
+    let full = pem["pem_chain"].as_str().unwrap();
+    assert_eq!(certificate.matches("BEGIN CERTIFICATE").count(), 1);
+    assert_eq!(chain, ca, "the chain is the CA chain");
+    assert_eq!(format!("{certificate}{chain}"), full);
+    assert!(full.starts_with(certificate), "the leaf comes first");
+    work.write("leaf.pem", certificate);
+    let text = work.openssl_ok(&[
+        "x509",
+        "-in",
+        "leaf.pem",
+        "-noout",
+        "-serial",
+        "-fingerprint",
+        "-sha256",
+    ]);
+    let serial = pem["serial_number"].as_str().unwrap();
+    assert!(
+        text.to_lowercase().contains(&format!("serial={serial}")),
+        "{text}"
+    );
+    let fp = pem["fingerprint_sha256"].as_str().unwrap().to_uppercase();
+    assert!(text.replace(':', "").contains(&fp), "{text}");
+    work.openssl_ok(&["verify", "-CAfile", "ca.pem", "leaf.pem"]);
+
+    let r = api
+        .client
+        .get(api.url(&format!("certificates/{id}/export/pem?download=true")))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-pem-file");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        format!("attachment; filename=\"{id}.pem\"").as_str()
+    );
+    assert_eq!(r.text().await.unwrap(), full);
+
+    for (body, pass) in [
+        (None, "pass:"),
+        (Some(json!({"password": "s3cret"})), "pass:s3cret"),
+    ] {
+        let mut req = api
+            .client
+            .post(api.url(&format!("certificates/{id}/export/pkcs12")))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["content-type"], "application/x-pkcs12");
+        assert_eq!(
+            r.headers()["content-disposition"],
+            format!("attachment; filename=\"{id}.p12\"").as_str()
+        );
+        work.write("x.p12", r.bytes().await.unwrap());
+        let out = work.openssl_ok(&[
+            "pkcs12", "-info", "-in", "x.p12", "-nokeys", "-passin", pass,
+        ]);
+        assert_eq!(out.matches("BEGIN CERTIFICATE").count(), 2, "{out}");
+        assert!(out.contains("friendlyName: export"), "{out}");
+        assert!(
+            !out.contains("PRIVATE KEY") && !out.contains("Shrouded Keybag"),
+            "{out}"
+        );
+    }
+    let r = api
+        .post(
+            &format!("certificates/{id}/export/pkcs12"),
+            &json!({"password": 7}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    let draft = created(
+        &api,
+        "certificates",
+        json!({"name": "draft", "common_name": "draft.example"}),
+    )
+    .await;
+    assert_eq!(
+        api.get(&format!("certificates/{draft}/export/pem"))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        api.get("certificates/mc-not-there/export/pem").await.status,
+        404
+    );
+
+    let exported = audit_actions(
+        &api,
+        &format!("resource_id={id}&action=certificate_exported"),
+    )
+    .await;
+    assert_eq!(exported.len(), 4, "{exported:?}");
+}
