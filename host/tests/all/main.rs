@@ -7,6 +7,7 @@ mod api_resources;
 mod issuance;
 mod pipeline;
 mod plugins;
+mod defaults;
 mod support;
 mod readiness;
 mod revocation;
