@@ -348,7 +348,12 @@ impl Agent {
             .keys
             .find(&certificate_id, &spki)
             .map_err(|e| e.to_string())?;
-        let config = item["target_config"].clone();
+        let mut config = item["target_config"].clone();
+        // Agent-side options stay with the agent; the plugin gets its own settings only.
+        let verify_endpoint = config
+            .as_object_mut()
+            .and_then(|c| c.remove("verify_endpoint"));
+        let verify_sni = config.as_object_mut().and_then(|c| c.remove("verify_sni"));
         let d = Deployment {
             target_type: item["target_type"].as_str().unwrap_or_default().to_owned(),
             target_id: item["target_id"].as_str().unwrap_or_default().to_owned(),
@@ -356,12 +361,12 @@ impl Agent {
             certificate_pem: leaf,
             chain_pem: chain,
             private_key_pem,
-            config: config.clone(),
+            config,
         };
         let message = deployer.deploy(&d).await?;
-        if let Some(endpoint) = config.get("verify_endpoint").and_then(Value::as_str) {
-            let sni = config
-                .get("verify_sni")
+        if let Some(endpoint) = verify_endpoint.as_ref().and_then(Value::as_str) {
+            let sni = verify_sni
+                .as_ref()
                 .and_then(Value::as_str)
                 .unwrap_or("localhost");
             let expected = item["fingerprint_sha256"].as_str().unwrap_or_default();

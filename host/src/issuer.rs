@@ -152,6 +152,8 @@ pub trait IssuerConnector: Send + Sync + 'static {
 pub struct ConnectorContext {
     /// The server's Local CA (self-signed or sub-CA).
     pub local_ca: Arc<crate::pki::local_ca::LocalCa>,
+    /// The server's data directory (connector state such as the ACME account key).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ConnectorContext {
@@ -190,6 +192,7 @@ impl ConnectorTypes {
                     .map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)
             }),
         );
+        crate::acme::register(&mut t);
         t
     }
 

@@ -1,6 +1,7 @@
 //! certctl-server: the control plane library. `main.rs` only parses configuration and calls
 //! [`server::run`]; everything else lives here so integration tests can reach it.
 
+pub mod acme;
 pub mod actors;
 pub mod api;
 pub mod clock;

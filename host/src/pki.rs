@@ -21,9 +21,9 @@ mod test_openssl;
 
 use std::path::PathBuf;
 
-pub use public_key::UnsupportedKey;
 /// PEM text with 64-column lines (for the revocation service's files and rows).
 pub(crate) use encoding::pem;
+pub use public_key::UnsupportedKey;
 
 /// Why the PKI refused or failed an operation.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use actix::{Actor as _, Addr};
 
 use crate::actors::agent_health::AgentHealth;
-use crate::actors::crl_generation::CrlGeneration;
 use crate::actors::agent_hub::AgentHub;
+use crate::actors::crl_generation::CrlGeneration;
 use crate::actors::issuer_registry::{IssuerRegistry, Rebuild};
 use crate::actors::job_processor::JobProcessor;
 use crate::actors::job_retry::JobRetry;
@@ -187,6 +187,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let connector_ctx = ConnectorContext {
         local_ca: Arc::new(local_ca),
+        data_dir: config.data_dir.clone(),
     };
     let issuer_types = ConnectorTypes::native();
     let registry =

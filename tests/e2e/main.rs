@@ -4,5 +4,6 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod agent_resilience;
 mod nginx;
 mod support;

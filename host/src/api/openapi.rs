@@ -249,7 +249,13 @@ pub const EXTRA_ROUTES: &[RouteDoc] = &[
         authenticated: true,
         success: 200,
     },
-    RouteDoc { method: "get", path: "/api/v1/agents/{id}/session", summary: "Agent-initiated WebSocket: the server nudges {\"type\":\"work\"} when work is actionable", authenticated: true, success: 101 },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/agents/{id}/session",
+        summary: "Agent-initiated WebSocket: the server nudges {\"type\":\"work\"} when work is actionable",
+        authenticated: true,
+        success: 101,
+    },
 ];
 
 fn schema_for(kind: FieldKind) -> Value {

@@ -1,14 +1,15 @@
 //! certctl-server integration tests: one binary, a module per topic.
 //! Every test starts real server processes (see `support`).
 
+mod acme;
 mod api_auth;
 mod api_errors;
 mod api_resources;
+mod defaults;
 mod issuance;
 mod pipeline;
 mod plugins;
-mod defaults;
-mod support;
 mod readiness;
 mod revocation;
 mod store;
+mod support;

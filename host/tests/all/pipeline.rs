@@ -67,6 +67,7 @@ impl Env {
         let ca = LocalCa::load_or_create(&path.join("ca")).unwrap();
         let ctx = ConnectorContext {
             local_ca: Arc::new(ca),
+            data_dir: path.clone(),
         };
         let registry = IssuerRegistry::new(store.clone(), types, ctx).start();
         Self {

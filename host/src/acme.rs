@@ -1,0 +1,820 @@
+//! The native ACME issuer (RFC 8555) on top of `instant-acme`: account registration (with
+//! optional External Account Binding), the account key persisted 0600 in the data dir,
+//! HTTP-01 through a built-in challenge responder, DNS-01 through operator scripts, order
+//! polling with bounded backoff and a deadline, chain download and revocation.
+//!
+//! Settings come from the issuer config JSON; `CERTCTL_ACME_*` environment variables supply
+//! defaults for settings the config leaves out.
+
+pub mod responder;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
+    RevocationRequest,
+};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::issuer::{
+    ConnectorContext, ConnectorError, IssuanceRequest, IssuanceResult, IssuerConnector,
+};
+
+/// How a challenge is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// HTTP-01 through the built-in responder.
+    Http01,
+    /// DNS-01 through operator scripts.
+    Dns01,
+    /// DNS-PERSIST-01 through operator scripts (falls back to DNS-01 when not offered).
+    DnsPersist01,
+}
+
+impl ChallengeKind {
+    fn parse(s: &str) -> Result<Self, ConnectorError> {
+        match s {
+            "http-01" => Ok(Self::Http01),
+            "dns-01" => Ok(Self::Dns01),
+            "dns-persist-01" => Ok(Self::DnsPersist01),
+            other => Err(ConnectorError::Config(format!(
+                "challenge_type \"{other}\" is not one of http-01, dns-01, dns-persist-01"
+            ))),
+        }
+    }
+}
+
+/// The ACME issuer's settings (config JSON over `CERTCTL_ACME_*` defaults).
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// ACME directory URL.
+    pub directory_url: String,
+    /// Contact e-mail (optional).
+    pub email: Option<String>,
+    /// Whether the operator agreed to the CA's terms of service.
+    pub terms_of_service_agreed: bool,
+    /// Challenge type.
+    pub challenge_type: ChallengeKind,
+    /// Address the HTTP-01 responder binds (`host:port`).
+    pub http01_listen: String,
+    /// Keep the HTTP-01 responder up between orders.
+    pub http01_keep_running: bool,
+    /// EAB key id.
+    pub eab_kid: Option<String>,
+    /// EAB HMAC key (base64url).
+    pub eab_hmac_key: Option<String>,
+    /// PEM file with the ACME server's TLS root (private ACME servers).
+    pub ca_bundle_path: Option<PathBuf>,
+    /// Profile to request on newOrder when the directory advertises it.
+    pub profile: Option<String>,
+    /// Script that publishes a DNS TXT record.
+    pub dns_present_script: Option<PathBuf>,
+    /// Script that removes it (DNS-01).
+    pub dns_cleanup_script: Option<PathBuf>,
+    /// Timeout for one script run.
+    pub dns_script_timeout: Duration,
+    /// Wait after publishing before asking the CA to validate.
+    pub dns_propagation_wait: Duration,
+    /// Deadline for the order to become ready / valid.
+    pub order_timeout: Duration,
+}
+
+const KNOWN: &[&str] = &[
+    "directory_url",
+    "email",
+    "terms_of_service_agreed",
+    "challenge_type",
+    "http01_listen",
+    "http01_keep_running",
+    "eab_kid",
+    "eab_hmac_key",
+    "ca_bundle_path",
+    "profile",
+    "dns_present_script",
+    "dns_cleanup_script",
+    "dns_script_timeout_seconds",
+    "dns_propagation_wait_seconds",
+    "order_timeout_seconds",
+];
+
+fn setting(
+    obj: &Map<String, Value>,
+    key: &str,
+    env: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, ConnectorError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(lookup(env).filter(|v| !v.is_empty())),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ConnectorError::Config(format!(
+            "\"{key}\" must be a string, number or boolean"
+        ))),
+    }
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ConnectorError> {
+    match v {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConnectorError::Config(format!(
+            "\"{key}\" must be true or false, not \"{v}\""
+        ))),
+    }
+}
+
+fn parse_secs(key: &str, v: Option<String>, default: u64) -> Result<Duration, ConnectorError> {
+    match v {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            ConnectorError::Config(format!("\"{key}\" must be a whole number of seconds"))
+        }),
+    }
+}
+
+fn check_script(key: &str, path: &Path) -> Result<(), ConnectorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ConnectorError::Config(format!("{key} {}: {e}", path.display())))?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(ConnectorError::Config(format!(
+            "{key} {} is not an executable file",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+impl AcmeConfig {
+    /// Reads the config, filling gaps from `lookup` (the process environment in production).
+    pub fn parse(
+        config: &Value,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConnectorError> {
+        let obj = config
+            .as_object()
+            .ok_or_else(|| ConnectorError::Config("config must be a JSON object".into()))?;
+        if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return Err(ConnectorError::Config(format!(
+                "unknown setting \"{k}\" for the acme issuer"
+            )));
+        }
+        let get = |key: &str, env: &str| setting(obj, key, env, lookup);
+        let directory_url =
+            get("directory_url", "CERTCTL_ACME_DIRECTORY_URL")?.ok_or_else(|| {
+                ConnectorError::Config(
+                    "directory_url (CERTCTL_ACME_DIRECTORY_URL) is required".into(),
+                )
+            })?;
+        if !directory_url.starts_with("https://") && !directory_url.starts_with("http://") {
+            return Err(ConnectorError::Config(format!(
+                "directory_url \"{directory_url}\" is not an http(s) URL"
+            )));
+        }
+        let terms_of_service_agreed =
+            match get("terms_of_service_agreed", "CERTCTL_ACME_TOS_AGREED")? {
+                Some(v) => parse_bool("terms_of_service_agreed", &v)?,
+                None => false,
+            };
+        let challenge_type = ChallengeKind::parse(
+            &get("challenge_type", "CERTCTL_ACME_CHALLENGE_TYPE")?
+                .unwrap_or_else(|| "http-01".into()),
+        )?;
+        let http01_listen = get("http01_listen", "CERTCTL_ACME_HTTP01_LISTEN")?
+            .unwrap_or_else(|| "0.0.0.0:80".into());
+        if http01_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConnectorError::Config(format!(
+                "http01_listen \"{http01_listen}\" is not an address:port"
+            )));
+        }
+        let http01_keep_running =
+            match get("http01_keep_running", "CERTCTL_ACME_HTTP01_KEEP_RUNNING")? {
+                Some(v) => parse_bool("http01_keep_running", &v)?,
+                None => false,
+            };
+        let eab_kid = get("eab_kid", "CERTCTL_ACME_EAB_KID")?;
+        let eab_hmac_key = get("eab_hmac_key", "CERTCTL_ACME_EAB_HMAC_KEY")?;
+        if eab_kid.is_some() != eab_hmac_key.is_some() {
+            return Err(ConnectorError::Config(
+                "eab_kid and eab_hmac_key must be set together".into(),
+            ));
+        }
+        if let Some(k) = &eab_hmac_key {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(k.trim_end_matches('='))
+                .map_err(|_| ConnectorError::Config("eab_hmac_key is not base64url".into()))?;
+        }
+        let ca_bundle_path = get("ca_bundle_path", "CERTCTL_ACME_CA_BUNDLE")?.map(PathBuf::from);
+        if let Some(p) = &ca_bundle_path
+            && !p.is_file()
+        {
+            return Err(ConnectorError::Config(format!(
+                "ca_bundle_path {} does not exist",
+                p.display()
+            )));
+        }
+        let profile = get("profile", "CERTCTL_ACME_PROFILE")?;
+        let dns_present_script =
+            get("dns_present_script", "CERTCTL_ACME_DNS_PRESENT_SCRIPT")?.map(PathBuf::from);
+        let dns_cleanup_script =
+            get("dns_cleanup_script", "CERTCTL_ACME_DNS_CLEANUP_SCRIPT")?.map(PathBuf::from);
+        if challenge_type != ChallengeKind::Http01 {
+            let p = dns_present_script.as_ref().ok_or_else(|| {
+                ConnectorError::Config(format!(
+                    "challenge_type {} needs dns_present_script",
+                    match challenge_type {
+                        ChallengeKind::Dns01 => "dns-01",
+                        _ => "dns-persist-01",
+                    }
+                ))
+            })?;
+            check_script("dns_present_script", p)?;
+        }
+        if let Some(p) = &dns_cleanup_script {
+            check_script("dns_cleanup_script", p)?;
+        }
+        Ok(Self {
+            directory_url,
+            email: get("email", "CERTCTL_ACME_EMAIL")?,
+            terms_of_service_agreed,
+            challenge_type,
+            http01_listen,
+            http01_keep_running,
+            eab_kid,
+            eab_hmac_key,
+            ca_bundle_path,
+            profile,
+            dns_present_script,
+            dns_cleanup_script,
+            dns_script_timeout: parse_secs(
+                "dns_script_timeout_seconds",
+                get(
+                    "dns_script_timeout_seconds",
+                    "CERTCTL_ACME_DNS_SCRIPT_TIMEOUT",
+                )?,
+                60,
+            )?,
+            dns_propagation_wait: parse_secs(
+                "dns_propagation_wait_seconds",
+                get(
+                    "dns_propagation_wait_seconds",
+                    "CERTCTL_ACME_DNS_PROPAGATION_WAIT",
+                )?,
+                0,
+            )?,
+            order_timeout: parse_secs(
+                "order_timeout_seconds",
+                get("order_timeout_seconds", "CERTCTL_ACME_ORDER_TIMEOUT")?,
+                120,
+            )?,
+        })
+    }
+}
+
+/// The connector.
+pub struct AcmeIssuer {
+    config: AcmeConfig,
+    account_file: PathBuf,
+    account: tokio::sync::Mutex<Option<Account>>,
+    responder: responder::Responder,
+    /// Leaf DER by serial, for revocation of certificates this connector issued.
+    issued: Mutex<HashMap<String, Vec<u8>>>,
+    /// The last issuing chain seen (for `ca_chain`).
+    last_chain: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for AcmeIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeIssuer")
+            .field("directory_url", &self.config.directory_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmeIssuer {
+    /// Validates the config (with `CERTCTL_ACME_*` defaults) and prepares the connector; the
+    /// account is registered on first use.
+    pub fn from_config(config: &Value, ctx: &ConnectorContext) -> Result<Self, ConnectorError> {
+        let config = AcmeConfig::parse(config, &|k| std::env::var(k).ok())?;
+        let digest = hex::encode(Sha256::digest(config.directory_url.as_bytes()));
+        let account_file = ctx
+            .data_dir
+            .join("acme")
+            .join(format!("account-{}.json", &digest[..16]));
+        Ok(Self {
+            responder: responder::Responder::new(config.http01_listen.clone()),
+            config,
+            account_file,
+            account: tokio::sync::Mutex::new(None),
+            issued: Mutex::new(HashMap::new()),
+            last_chain: Mutex::new(None),
+        })
+    }
+
+    fn unavailable(&self, what: &str, e: &instant_acme::Error) -> ConnectorError {
+        ConnectorError::Unavailable(format!(
+            "ACME server {}: {what}: {e}",
+            self.config.directory_url
+        ))
+    }
+
+    /// Maps an ACME error: server problems are refusals unless transient.
+    fn acme_error(&self, what: &str, e: instant_acme::Error) -> ConnectorError {
+        match &e {
+            instant_acme::Error::Api(p) => {
+                let transient = p.status.is_some_and(|s| s >= 500 || s == 429)
+                    || p.r#type
+                        .as_deref()
+                        .is_some_and(|t| t.ends_with(":badNonce") || t.ends_with(":rateLimited"));
+                if transient {
+                    self.unavailable(what, &e)
+                } else {
+                    ConnectorError::Rejected(
+                        format!(
+                            "ACME server {}: {what}: {}",
+                            self.config.directory_url,
+                            p.detail.as_deref().unwrap_or("problem without detail")
+                        ) + &p
+                            .r#type
+                            .as_deref()
+                            .map(|t| format!(" ({t})"))
+                            .unwrap_or_default(),
+                    )
+                }
+            }
+            _ => self.unavailable(what, &e),
+        }
+    }
+
+    fn builder(&self) -> Result<instant_acme::AccountBuilder, ConnectorError> {
+        match &self.config.ca_bundle_path {
+            Some(p) => Account::builder_with_root(p).map_err(|e| {
+                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
+            }),
+            None => Account::builder().map_err(|e| {
+                ConnectorError::Config(format!("no TLS trust roots for the ACME server: {e}"))
+            }),
+        }
+    }
+
+    /// The account: restored from the data dir, or registered once and persisted (0600).
+    async fn account(&self) -> Result<Account, ConnectorError> {
+        let mut guard = self.account.lock().await;
+        if let Some(a) = guard.as_ref() {
+            return Ok(a.clone());
+        }
+        let account = match std::fs::read(&self.account_file) {
+            Ok(bytes) => {
+                let creds: AccountCredentials = serde_json::from_slice(&bytes).map_err(|e| {
+                    ConnectorError::Config(format!(
+                        "ACME account file {}: {e}",
+                        self.account_file.display()
+                    ))
+                })?;
+                self.builder()?
+                    .from_credentials(creds)
+                    .await
+                    .map_err(|e| self.acme_error("loading the account", e))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.register().await?,
+            Err(e) => {
+                return Err(ConnectorError::Unavailable(format!(
+                    "ACME account file {}: {e}",
+                    self.account_file.display()
+                )));
+            }
+        };
+        *guard = Some(account.clone());
+        Ok(account)
+    }
+
+    async fn register(&self) -> Result<Account, ConnectorError> {
+        let contact = self.config.email.as_ref().map(|e| format!("mailto:{e}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let eab = match (&self.config.eab_kid, &self.config.eab_hmac_key) {
+            (Some(kid), Some(key)) => {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(key.trim_end_matches('='))
+                    .map_err(|_| ConnectorError::Config("eab_hmac_key is not base64url".into()))?;
+                Some(ExternalAccountKey::new(kid.clone(), &raw))
+            }
+            _ => None,
+        };
+        let (account, creds) = self
+            .builder()?
+            .create(
+                &NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: self.config.terms_of_service_agreed,
+                    only_return_existing: false,
+                },
+                self.config.directory_url.clone(),
+                eab.as_ref(),
+            )
+            .await
+            .map_err(|e| self.acme_error("account registration failed", e))?;
+        let json = serde_json::to_vec(&creds)
+            .map_err(|e| ConnectorError::Crashed(format!("serializing ACME account: {e}")))?;
+        write_private(&self.account_file, &json).map_err(|e| {
+            ConnectorError::Unavailable(format!(
+                "writing ACME account key {}: {e}",
+                self.account_file.display()
+            ))
+        })?;
+        tracing::info!(directory = %self.config.directory_url, account = account.id(), "ACME account registered");
+        Ok(account)
+    }
+
+    async fn run_script(
+        &self,
+        script: &Path,
+        domain: &str,
+        value: &str,
+        token: &str,
+    ) -> Result<(), ConnectorError> {
+        let fqdn = format!("_acme-challenge.{domain}");
+        let mut cmd = tokio::process::Command::new(script);
+        cmd.env("CERTCTL_DNS_DOMAIN", domain)
+            .env("CERTCTL_DNS_FQDN", &fqdn)
+            .env("CERTCTL_DNS_VALUE", value)
+            .env("CERTCTL_DNS_TOKEN", token)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(self.config.dns_script_timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                ConnectorError::Unavailable(format!(
+                    "DNS script {} timed out after {:?}",
+                    script.display(),
+                    self.config.dns_script_timeout
+                ))
+            })?
+            .map_err(|e| ConnectorError::Config(format!("DNS script {}: {e}", script.display())))?;
+        if !out.status.success() {
+            return Err(ConnectorError::Unavailable(format!(
+                "DNS script {} failed ({}): {}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn order(&self, req: &IssuanceRequest) -> Result<IssuanceResult, ConnectorError> {
+        let account = self.account().await?;
+        let mut names: Vec<String> = Vec::new();
+        if !req.common_name.is_empty() {
+            names.push(req.common_name.clone());
+        }
+        for s in &req.sans {
+            if !names.contains(s) {
+                names.push(s.clone());
+            }
+        }
+        let identifiers: Vec<Identifier> = names
+            .iter()
+            .map(|n| match n.parse::<IpAddr>() {
+                Ok(ip) => Identifier::Ip(ip),
+                Err(_) => Identifier::Dns(n.clone()),
+            })
+            .collect();
+        let mut new_order = NewOrder::new(&identifiers);
+        if let Some(p) = &self.config.profile
+            && account.profiles().any(|m| m.name == p.as_str())
+        {
+            new_order = new_order.profile(p);
+        }
+        let mut order = account
+            .new_order(&new_order)
+            .await
+            .map_err(|e| self.acme_error("newOrder", e))?;
+
+        let http = self.config.challenge_type == ChallengeKind::Http01;
+        let guard = if http {
+            Some(self.responder.start().await?)
+        } else {
+            None
+        };
+        let mut cleanups: Vec<(String, String, String)> = Vec::new();
+        let result = self
+            .solve_and_finalize(&mut order, req, &mut cleanups)
+            .await;
+        if let Some(script) = &self.config.dns_cleanup_script {
+            for (domain, value, token) in &cleanups {
+                if let Err(e) = self.run_script(script, domain, value, token).await {
+                    tracing::warn!(error = %e, "DNS cleanup script failed");
+                }
+            }
+        }
+        if let Some(g) = guard {
+            self.responder
+                .stop(g, self.config.http01_keep_running)
+                .await;
+        }
+        result
+    }
+
+    async fn solve_and_finalize(
+        &self,
+        order: &mut instant_acme::Order,
+        req: &IssuanceRequest,
+        cleanups: &mut Vec<(String, String, String)>,
+    ) -> Result<IssuanceResult, ConnectorError> {
+        let mut published_dns = false;
+        let mut to_ready = Vec::new();
+        {
+            let mut authzs = order.authorizations();
+            while let Some(authz) = authzs.next().await {
+                let mut authz = authz.map_err(|e| self.acme_error("authorization", e))?;
+                match authz.status {
+                    AuthorizationStatus::Pending => {}
+                    AuthorizationStatus::Valid => continue,
+                    other => {
+                        return Err(ConnectorError::Rejected(format!(
+                            "ACME authorization {} is {other:?}",
+                            authz.url()
+                        )));
+                    }
+                }
+                let wanted = match self.config.challenge_type {
+                    ChallengeKind::Http01 => ChallengeType::Http01,
+                    ChallengeKind::Dns01 => ChallengeType::Dns01,
+                    ChallengeKind::DnsPersist01 => {
+                        let persist = ChallengeType::Unknown("dns-persist-01".into());
+                        if authz.challenges.iter().any(|c| c.r#type == persist) {
+                            persist
+                        } else {
+                            ChallengeType::Dns01
+                        }
+                    }
+                };
+                let domain = match authz.identifier().identifier {
+                    Identifier::Dns(d) => d.clone(),
+                    Identifier::Ip(ip) => ip.to_string(),
+                    other => format!("{other:?}"),
+                };
+                let domain = domain.trim_start_matches("*.").to_owned();
+                let mut challenge = authz.challenge(wanted.clone()).ok_or_else(|| {
+                    ConnectorError::Rejected(format!(
+                        "ACME server {} offers no {wanted:?} challenge for {domain}",
+                        self.config.directory_url
+                    ))
+                })?;
+                let key_auth = challenge.key_authorization();
+                match wanted {
+                    ChallengeType::Http01 => {
+                        self.responder
+                            .insert(challenge.token.clone(), key_auth.as_str().to_owned());
+                    }
+                    _ => {
+                        let value = key_auth.dns_value();
+                        let token = challenge.token.clone();
+                        let script = self.config.dns_present_script.as_ref().ok_or_else(|| {
+                            ConnectorError::Config("dns_present_script is not set".into())
+                        })?;
+                        self.run_script(script, &domain, &value, &token).await?;
+                        if wanted == ChallengeType::Dns01 {
+                            cleanups.push((domain.clone(), value, token));
+                        }
+                        published_dns = true;
+                    }
+                }
+                to_ready.push(challenge.url.clone());
+                if !(published_dns && !self.config.dns_propagation_wait.is_zero()) {
+                    challenge
+                        .set_ready()
+                        .await
+                        .map_err(|e| self.acme_error("challenge", e))?;
+                    to_ready.pop();
+                }
+            }
+        }
+        if !to_ready.is_empty() {
+            // Propagation wait, then tell the CA to validate.
+            tokio::time::sleep(self.config.dns_propagation_wait).await;
+            let mut authzs = order.authorizations();
+            while let Some(authz) = authzs.next().await {
+                let mut authz = authz.map_err(|e| self.acme_error("authorization", e))?;
+                let Some(ty) = authz
+                    .challenges
+                    .iter()
+                    .find(|c| to_ready.contains(&c.url))
+                    .map(|c| c.r#type.clone())
+                else {
+                    continue;
+                };
+                if let Some(mut ch) = authz.challenge(ty) {
+                    ch.set_ready()
+                        .await
+                        .map_err(|e| self.acme_error("challenge", e))?;
+                }
+            }
+        }
+        let retry = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .backoff(1.5)
+            .timeout(self.config.order_timeout);
+        let status = order
+            .poll_ready(&retry)
+            .await
+            .map_err(|e| self.acme_error("waiting for the order to become ready", e))?;
+        if status != OrderStatus::Ready {
+            let mut why = Vec::new();
+            let mut authzs = order.authorizations();
+            while let Some(Ok(a)) = authzs.next().await {
+                for c in &a.challenges {
+                    if let Some(p) = &c.error {
+                        why.push(format!(
+                            "{}: {}",
+                            a.identifier(),
+                            p.detail.as_deref().unwrap_or("validation failed")
+                        ));
+                    }
+                }
+            }
+            return Err(ConnectorError::Rejected(format!(
+                "ACME order is {status:?}: {}",
+                why.join("; ")
+            )));
+        }
+        let csr_der = x509_parser::pem::parse_x509_pem(req.csr_pem.as_bytes())
+            .map_err(|e| ConnectorError::Rejected(format!("CSR PEM: {e}")))?
+            .1
+            .contents;
+        order
+            .finalize_csr(&csr_der)
+            .await
+            .map_err(|e| self.acme_error("finalize", e))?;
+        let chain = order
+            .poll_certificate(&retry)
+            .await
+            .map_err(|e| self.acme_error("certificate download", e))?;
+        let result = parse_chain(&chain)?;
+        Ok(result)
+    }
+}
+
+/// Writes `bytes` to `path` readable only by the owner (0600), creating parent dirs.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Serial, validity and fingerprint of the leaf of a PEM chain.
+pub fn parse_chain(chain: &str) -> Result<IssuanceResult, ConnectorError> {
+    let bad = |e: String| ConnectorError::Rejected(format!("ACME certificate chain: {e}"));
+    let pem = x509_parser::pem::Pem::iter_from_buffer(chain.as_bytes())
+        .next()
+        .ok_or_else(|| bad("no certificate".into()))?
+        .map_err(|e| bad(e.to_string()))?;
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(&pem.contents).map_err(|e| bad(e.to_string()))?;
+    let not_before =
+        time::OffsetDateTime::from_unix_timestamp(leaf.validity().not_before.timestamp())
+            .map_err(|e| bad(e.to_string()))?;
+    let not_after =
+        time::OffsetDateTime::from_unix_timestamp(leaf.validity().not_after.timestamp())
+            .map_err(|e| bad(e.to_string()))?;
+    Ok(IssuanceResult {
+        pem_chain: chain.to_owned(),
+        serial_hex: hex::encode(leaf.raw_serial()),
+        fingerprint_sha256: hex::encode(Sha256::digest(&pem.contents)),
+        not_before,
+        not_after,
+    })
+}
+
+fn leaf_der(chain: &str) -> Option<Vec<u8>> {
+    x509_parser::pem::Pem::iter_from_buffer(chain.as_bytes())
+        .next()?
+        .ok()
+        .map(|p| p.contents)
+}
+
+fn reason(r: &str) -> Option<RevocationReason> {
+    Some(match r {
+        "unspecified" | "" => RevocationReason::Unspecified,
+        "keyCompromise" | "key_compromise" => RevocationReason::KeyCompromise,
+        "caCompromise" | "ca_compromise" => RevocationReason::CaCompromise,
+        "affiliationChanged" | "affiliation_changed" => RevocationReason::AffiliationChanged,
+        "superseded" => RevocationReason::Superseded,
+        "cessationOfOperation" | "cessation_of_operation" => RevocationReason::CessationOfOperation,
+        "privilegeWithdrawn" | "privilege_withdrawn" => RevocationReason::PrivilegeWithdrawn,
+        _ => return None,
+    })
+}
+
+impl IssuerConnector for AcmeIssuer {
+    fn issue<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+        Box::pin(async move {
+            let result = self.order(req).await?;
+            if let Some(der) = leaf_der(&result.pem_chain)
+                && let Ok(mut m) = self.issued.lock()
+            {
+                m.insert(result.serial_hex.clone(), der);
+            }
+            let rest: String = result
+                .pem_chain
+                .split_inclusive("-----END CERTIFICATE-----")
+                .skip(1)
+                .collect::<String>()
+                .trim()
+                .to_owned();
+            if !rest.is_empty()
+                && let Ok(mut c) = self.last_chain.lock()
+            {
+                *c = Some(format!("{rest}\n"));
+            }
+            Ok(result)
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        serial_hex: &'a str,
+        reason_text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        Box::pin(async move {
+            let der = self
+                .issued
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&serial_hex.to_ascii_lowercase()).cloned())
+                .ok_or_else(|| {
+                    ConnectorError::Unsupported(format!(
+                        "ACME revocation of {serial_hex}: certificate not known to this connector"
+                    ))
+                })?;
+            self.revoke_der(&der, reason_text).await
+        })
+    }
+
+    fn ca_chain(&self) -> Result<String, ConnectorError> {
+        self.last_chain
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| {
+                ConnectorError::Unsupported(
+                    "the ACME issuer's chain is known after its first issuance".into(),
+                )
+            })
+    }
+}
+
+impl AcmeIssuer {
+    /// Revokes a certificate (DER) through the ACME account.
+    pub async fn revoke_der(&self, der: &[u8], reason_text: &str) -> Result<(), ConnectorError> {
+        let account = self.account().await?;
+        let cert = rustls_pki_types::CertificateDer::from(der.to_vec());
+        account
+            .revoke(&RevocationRequest {
+                certificate: &cert,
+                reason: reason(reason_text),
+            })
+            .await
+            .map_err(|e| self.acme_error("revocation", e))
+    }
+
+    /// The persisted account file.
+    pub fn account_file(&self) -> &Path {
+        &self.account_file
+    }
+}
+
+/// Registers the `acme` connector type.
+pub fn register(types: &mut crate::issuer::ConnectorTypes) {
+    types.register(
+        "acme",
+        Arc::new(|config, ctx| {
+            AcmeIssuer::from_config(config, ctx).map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)
+        }),
+    );
+}

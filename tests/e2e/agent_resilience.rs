@@ -1,0 +1,265 @@
+//! Agent behaviour around the deployment itself: post-deployment TLS verification by
+//! fingerprint, a redelivered job that must not be deployed twice, and exponential backoff
+//! while the control plane is away (work resumes when it returns, no agent restart).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Api, Proc, binary, free_port, plugin_dist, run, wait_for};
+
+const ADMIN_KEY: &str = "e2e-admin-key";
+const BOOTSTRAP: &str = "e2e-bootstrap-token";
+
+fn server_command(dir: &Path, port: u16) -> Command {
+    let mut c = Command::new(binary("certctl-server"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_DATA_DIR", dir)
+        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
+        .env("CERTCTL_SERVER_PORT", port.to_string())
+        .env("CERTCTL_ADMIN_API_KEY", ADMIN_KEY)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
+        .env("CERTCTL_SCHEDULER_RETRY_INTERVAL", "1s");
+    c
+}
+
+async fn healthy(url: &str) -> Option<()> {
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .ok()?;
+    c.get(format!("{url}/health"))
+        .send()
+        .await
+        .ok()?
+        .status()
+        .is_success()
+        .then_some(())
+}
+
+fn sql(db: &Path, statement: &str) {
+    let script = format!(
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
+    );
+    let (ok, out) = run(Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(db)
+        .arg(statement));
+    assert!(ok, "{out}");
+}
+
+fn count_lines(path: &PathBuf) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_redelivery_and_backoff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+
+    // A TLS endpoint that keeps serving its own certificate whatever the agent writes:
+    // openssl s_server with a self-signed placeholder.
+    let other = base.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (ok, out) = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+            "-keyout",
+        ])
+        .arg(other.join("k.pem"))
+        .arg("-out")
+        .arg(other.join("c.pem")));
+    assert!(ok, "{out}");
+    let other_port = free_port();
+    let mut s_server = Command::new("openssl");
+    s_server
+        .args(["s_server", "-quiet", "-accept"])
+        .arg(other_port.to_string())
+        .arg("-cert")
+        .arg(other.join("c.pem"))
+        .arg("-key")
+        .arg(other.join("k.pem"));
+    let _other_tls = Proc::spawn(s_server, base.join("s_server.log"));
+
+    let server_dir = base.join("server");
+    let port = free_port();
+    let url = format!("https://localhost:{port}");
+    let mut server = Proc::spawn(server_command(&server_dir, port), base.join("server-1.log"));
+    wait_for("server health", Duration::from_secs(30), || healthy(&url)).await;
+    let bundle = server_dir.join("ca-bundle.pem");
+    let api = Api::new(&url, ADMIN_KEY, &bundle);
+
+    // Files land in a granted directory; "reload" only counts how often it ran.
+    let files = base.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let reloads = base.join("reloads.log");
+    let grants = base.join("grants.toml");
+    std::fs::write(
+        &grants,
+        format!(
+            "[plugins.nginx]\ndirectories = [{:?}]\n[plugins.nginx.commands]\nvalidate = [\"true\"]\nreload = [\"sh\", \"-c\", \"echo reload >> {}\"]\n",
+            files.display().to_string(),
+            reloads.display()
+        ),
+    )
+    .unwrap();
+    let key_dir = base.join("agent-keys");
+    let mut agent_cmd = Command::new(binary("certctl-agent"));
+    agent_cmd
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_SERVER_URL", &url)
+        .env("CERTCTL_CA_BUNDLE", &bundle)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
+        .env("CERTCTL_AGENT_NAME", "resilient")
+        .env("CERTCTL_KEY_DIR", &key_dir)
+        .env("CERTCTL_PLUGIN_DIR", plugin_dist())
+        .env("CERTCTL_PLUGIN_GRANTS", &grants)
+        .env("CERTCTL_PLUGIN_CACHE_DIR", base.join("plugin-cache"))
+        .env("CERTCTL_POLL_INTERVAL", "1s")
+        .env("CERTCTL_MAX_BACKOFF", "4s");
+    let mut agent = Proc::spawn(agent_cmd, base.join("agent.log"));
+    let agent_id: String = wait_for("agent registration", Duration::from_secs(60), || async {
+        let (_, v) = api.get("agents?name=resilient").await;
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+
+    // 1. A target whose live endpoint does not serve what was deployed: verification fails the job.
+    let (s, t) = api
+        .post("targets", &json!({"id": "t-mismatch", "name": "mismatch", "type": "nginx", "agent_id": agent_id,
+            "config": {"cert_path": files.join("m.pem"), "key_path": files.join("m.key"), "verify_endpoint": format!("127.0.0.1:{other_port}")}}))
+        .await;
+    assert_eq!(s, 201, "{t}");
+    api.post("certificates", &json!({"id": "mc-mismatch", "name": "m", "common_name": "m.example", "issuer_id": "iss-local"})).await;
+    api.post(
+        "certificates/mc-mismatch/targets",
+        &json!({"target_id": "t-mismatch"}),
+    )
+    .await;
+    let failed = wait_for("verification failure", Duration::from_secs(60), || async {
+        let (_, v) = api
+            .get("jobs?certificate_id=mc-mismatch&type=Deployment")
+            .await;
+        let err = v["data"][0]["last_error"].as_str()?.to_owned();
+        err.contains("serves certificate").then_some(err)
+    })
+    .await;
+    assert!(
+        failed.contains(&format!("127.0.0.1:{other_port}")),
+        "{failed}"
+    );
+
+    // 2. A matching target (no verification) deploys once.
+    let (s, t) = api
+        .post(
+            "targets",
+            &json!({"id": "t-files", "name": "files", "type": "nginx", "agent_id": agent_id,
+            "config": {"cert_path": files.join("site.pem"), "key_path": files.join("site.key")}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{t}");
+    api.post("certificates", &json!({"id": "mc-files", "name": "f", "common_name": "f.example", "issuer_id": "iss-local"})).await;
+    api.post(
+        "certificates/mc-files/targets",
+        &json!({"target_id": "t-files"}),
+    )
+    .await;
+    let job_id: String = wait_for("deployment completed", Duration::from_secs(60), || async {
+        let (_, v) = api
+            .get("jobs?certificate_id=mc-files&type=Deployment&status=Completed")
+            .await;
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let reloads_after_first = count_lines(&reloads);
+    assert!(reloads_after_first >= 1, "the reload ran");
+    let written = std::fs::metadata(files.join("site.pem"))
+        .unwrap()
+        .modified()
+        .unwrap();
+
+    // 3. Redelivery: the server offers the same job again (as after a lost completion report
+    //    and an expired lease); the agent reports it done without deploying again.
+    sql(
+        &server_dir.join("certctl.db"),
+        &format!("UPDATE jobs SET status = 'Pending', completed_at = NULL WHERE id = '{job_id}'"),
+    );
+    wait_for(
+        "redelivered job completed again",
+        Duration::from_secs(30),
+        || async {
+            let (_, v) = api.get(&format!("jobs/{job_id}")).await;
+            (v["status"] == "Completed").then_some(())
+        },
+    )
+    .await;
+    let (_, audit) = api
+        .get(&format!("audit?resource_id={job_id}&action=job_completed"))
+        .await;
+    assert_eq!(audit["total"], 2, "{audit}");
+    assert!(
+        audit["data"][0]["details"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already deployed"),
+        "{audit}"
+    );
+    assert_eq!(
+        count_lines(&reloads),
+        reloads_after_first,
+        "not deployed a second time"
+    );
+    assert_eq!(
+        std::fs::metadata(files.join("site.pem"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        written
+    );
+
+    // 4. The server goes away: the agent backs off (growing delays), then carries on.
+    drop(server);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let log = agent.output();
+    assert!(log.contains("backing off"), "{log}");
+    assert!(
+        log.contains("retry_in=1s") && log.contains("retry_in=2s"),
+        "delays grow: {log}"
+    );
+    assert!(agent.exited().is_none(), "the agent keeps running: {log}");
+    server = Proc::spawn(server_command(&server_dir, port), base.join("server-2.log"));
+    wait_for("server back", Duration::from_secs(30), || healthy(&url)).await;
+    let (s, j) = api.post("certificates/mc-files/renew", &json!({})).await;
+    assert_eq!(s, 202, "{j}");
+    wait_for(
+        "renewal deployed after the outage",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = api
+                .get("jobs?certificate_id=mc-files&type=Deployment&status=Completed")
+                .await;
+            (v["total"].as_i64() == Some(2)).then_some(())
+        },
+    )
+    .await;
+    assert!(count_lines(&reloads) > reloads_after_first);
+    assert!(agent.exited().is_none(), "agent exited: {}", agent.output());
+    drop(server);
+}
