@@ -8,42 +8,17 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Api, Proc, binary, free_port, plugin_dist, run, wait_for};
+use crate::support::{
+    Api, Proc, agent_command, free_port, healthy, registered_agent, run, self_signed,
+    server_command, wait_for,
+};
 
 const ADMIN_KEY: &str = "e2e-admin-key";
 const BOOTSTRAP: &str = "e2e-bootstrap-token";
 
-fn server_command(dir: &Path, port: u16) -> Command {
-    let mut c = Command::new(binary("certctl-server"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CERTCTL_DATA_DIR", dir)
-        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
-        .env("CERTCTL_SERVER_PORT", port.to_string())
-        .env("CERTCTL_ADMIN_API_KEY", ADMIN_KEY)
-        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
-        .env("CERTCTL_SCHEDULER_RETRY_INTERVAL", "1s");
-    c
-}
-
-async fn healthy(url: &str) -> Option<()> {
-    let c = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .ok()?;
-    c.get(format!("{url}/health"))
-        .send()
-        .await
-        .ok()?
-        .status()
-        .is_success()
-        .then_some(())
-}
-
 fn sql(db: &Path, statement: &str) {
-    let script = format!(
-        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"
-    );
+    let script =
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()";
     let (ok, out) = run(Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -67,25 +42,7 @@ async fn verification_redelivery_and_backoff() {
     // openssl s_server with a self-signed placeholder.
     let other = base.join("other");
     std::fs::create_dir_all(&other).unwrap();
-    let (ok, out) = run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=other",
-            "-keyout",
-        ])
-        .arg(other.join("k.pem"))
-        .arg("-out")
-        .arg(other.join("c.pem")));
-    assert!(ok, "{out}");
+    self_signed(&other.join("k.pem"), &other.join("c.pem"), "other");
     let other_port = free_port();
     let mut s_server = Command::new("openssl");
     s_server
@@ -100,7 +57,10 @@ async fn verification_redelivery_and_backoff() {
     let server_dir = base.join("server");
     let port = free_port();
     let url = format!("https://localhost:{port}");
-    let mut server = Proc::spawn(server_command(&server_dir, port), base.join("server-1.log"));
+    let mut server = Proc::spawn(
+        server_command(&server_dir, port, ADMIN_KEY, BOOTSTRAP),
+        base.join("server-1.log"),
+    );
     wait_for("server health", Duration::from_secs(30), || healthy(&url)).await;
     let bundle = server_dir.join("ca-bundle.pem");
     let api = Api::new(&url, ADMIN_KEY, &bundle);
@@ -119,27 +79,12 @@ async fn verification_redelivery_and_backoff() {
         ),
     )
     .unwrap();
-    let key_dir = base.join("agent-keys");
-    let mut agent_cmd = Command::new(binary("certctl-agent"));
+    let mut agent_cmd = agent_command(&url, &bundle, BOOTSTRAP, "resilient", base, &grants);
     agent_cmd
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CERTCTL_SERVER_URL", &url)
-        .env("CERTCTL_CA_BUNDLE", &bundle)
-        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
-        .env("CERTCTL_AGENT_NAME", "resilient")
-        .env("CERTCTL_KEY_DIR", &key_dir)
-        .env("CERTCTL_PLUGIN_DIR", plugin_dist())
-        .env("CERTCTL_PLUGIN_GRANTS", &grants)
-        .env("CERTCTL_PLUGIN_CACHE_DIR", base.join("plugin-cache"))
         .env("CERTCTL_POLL_INTERVAL", "1s")
         .env("CERTCTL_MAX_BACKOFF", "4s");
     let mut agent = Proc::spawn(agent_cmd, base.join("agent.log"));
-    let agent_id: String = wait_for("agent registration", Duration::from_secs(60), || async {
-        let (_, v) = api.get("agents?name=resilient").await;
-        v["data"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let agent_id = registered_agent(&api, "resilient").await;
 
     // 1. A target whose live endpoint does not serve what was deployed: verification fails the job.
     let (s, t) = api
@@ -244,7 +189,10 @@ async fn verification_redelivery_and_backoff() {
         "delays grow: {log}"
     );
     assert!(agent.exited().is_none(), "the agent keeps running: {log}");
-    server = Proc::spawn(server_command(&server_dir, port), base.join("server-2.log"));
+    server = Proc::spawn(
+        server_command(&server_dir, port, ADMIN_KEY, BOOTSTRAP),
+        base.join("server-2.log"),
+    );
     wait_for("server back", Duration::from_secs(30), || healthy(&url)).await;
     let (s, j) = api.post("certificates/mc-files/renew", &json!({})).await;
     assert_eq!(s, 202, "{j}");

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Api, Proc, binary, free_port, plugin_dist, run, wait_for};
+use crate::support::{
+    Api, Proc, agent_command, free_port, healthy, registered_agent, run, self_signed,
+    server_command, wait_for,
+};
 
 const ADMIN_KEY: &str = "e2e-admin-key";
 const BOOTSTRAP: &str = "e2e-bootstrap-token";
@@ -72,25 +75,11 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     for d in ["certs", "tmp"] {
         std::fs::create_dir_all(ngx.join(d)).unwrap();
     }
-    let (ok, out) = run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=placeholder",
-            "-keyout",
-        ])
-        .arg(ngx.join("certs/site.key"))
-        .arg("-out")
-        .arg(ngx.join("certs/site.pem")));
-    assert!(ok, "{out}");
+    self_signed(
+        &ngx.join("certs/site.key"),
+        &ngx.join("certs/site.pem"),
+        "placeholder",
+    );
     let nginx_port = free_port();
     let conf = ngx.join("nginx.conf");
     std::fs::write(&conf, nginx_conf(&ngx, nginx_port)).unwrap();
@@ -113,15 +102,7 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     // The control plane: agent keygen (the default), TLS with its bootstrap CA.
     let server_dir = base.join("server");
     let server_port = free_port();
-    let mut server_cmd = Command::new(binary("certctl-server"));
-    server_cmd
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CERTCTL_DATA_DIR", &server_dir)
-        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
-        .env("CERTCTL_SERVER_PORT", server_port.to_string())
-        .env("CERTCTL_ADMIN_API_KEY", ADMIN_KEY)
-        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP);
+    let server_cmd = server_command(&server_dir, server_port, ADMIN_KEY, BOOTSTRAP);
     let _server = Proc::spawn(server_cmd, base.join("server.log"));
     let bundle = server_dir.join("ca-bundle.pem");
     wait_for("server CA bundle", Duration::from_secs(30), || async {
@@ -130,18 +111,8 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     .await;
     let server_url = format!("https://localhost:{server_port}");
     let api = Api::new(&server_url, ADMIN_KEY, &bundle);
-    wait_for("server health", Duration::from_secs(30), || async {
-        reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .ok()?
-            .get(format!("{server_url}/health"))
-            .send()
-            .await
-            .ok()?
-            .status()
-            .is_success()
-            .then_some(())
+    wait_for("server health", Duration::from_secs(30), || {
+        healthy(&server_url)
     })
     .await;
 
@@ -169,26 +140,12 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
         ),
     )
     .unwrap();
-    let mut agent_cmd = Command::new(binary("certctl-agent"));
+    let mut agent_cmd = agent_command(&server_url, &bundle, BOOTSTRAP, "e2e-agent", base, &grants);
     agent_cmd
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CERTCTL_SERVER_URL", &server_url)
-        .env("CERTCTL_CA_BUNDLE", &bundle)
-        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", BOOTSTRAP)
-        .env("CERTCTL_AGENT_NAME", "e2e-agent")
-        .env("CERTCTL_KEY_DIR", &key_dir)
-        .env("CERTCTL_PLUGIN_DIR", plugin_dist())
-        .env("CERTCTL_PLUGIN_GRANTS", &grants)
-        .env("CERTCTL_PLUGIN_CACHE_DIR", base.join("plugin-cache"))
         .env("CERTCTL_POLL_INTERVAL", "5s")
         .env("CERTCTL_HEARTBEAT_INTERVAL", "5s");
     let mut agent = Proc::spawn(agent_cmd, base.join("agent.log"));
-    let agent_id: String = wait_for("agent registration", Duration::from_secs(60), || async {
-        let (_, v) = api.get("agents?name=e2e-agent").await;
-        v["data"][0]["id"].as_str().map(str::to_owned)
-    })
-    .await;
+    let agent_id = registered_agent(&api, "e2e-agent").await;
     assert!(agent.exited().is_none(), "agent exited: {}", agent.output());
 
     // Certificate → target mapping; the clock for "within 60 s" starts at creation.

@@ -183,3 +183,86 @@ impl Api {
         (s, r.json().await.unwrap_or(Value::Null))
     }
 }
+
+/// A throwaway self-signed P-256 certificate (placeholder TLS endpoints).
+pub fn self_signed(key: &Path, cert: &Path, cn: &str) {
+    let (ok, out) = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+        ])
+        .arg(format!("/CN={cn}"))
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert));
+    assert!(ok, "{out}");
+}
+
+/// `certctl-server` on loopback with TLS (bootstrap CA), an admin key and a bootstrap token.
+pub fn server_command(data_dir: &Path, port: u16, admin_key: &str, bootstrap: &str) -> Command {
+    let mut c = Command::new(binary("certctl-server"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_DATA_DIR", data_dir)
+        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
+        .env("CERTCTL_SERVER_PORT", port.to_string())
+        .env("CERTCTL_ADMIN_API_KEY", admin_key)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", bootstrap);
+    c
+}
+
+/// `certctl-agent` registering with `bootstrap`, using the first-party plugins and `grants`.
+pub fn agent_command(
+    server_url: &str,
+    ca_bundle: &Path,
+    bootstrap: &str,
+    name: &str,
+    work_dir: &Path,
+    grants: &Path,
+) -> Command {
+    let mut c = Command::new(binary("certctl-agent"));
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_SERVER_URL", server_url)
+        .env("CERTCTL_CA_BUNDLE", ca_bundle)
+        .env("CERTCTL_AGENT_BOOTSTRAP_TOKEN", bootstrap)
+        .env("CERTCTL_AGENT_NAME", name)
+        .env("CERTCTL_KEY_DIR", work_dir.join("agent-keys"))
+        .env("CERTCTL_PLUGIN_DIR", plugin_dist())
+        .env("CERTCTL_PLUGIN_GRANTS", grants)
+        .env("CERTCTL_PLUGIN_CACHE_DIR", work_dir.join("plugin-cache"));
+    c
+}
+
+/// Whether `url/health` answers 200 (certificate not checked: the CA bundle may not exist yet).
+pub async fn healthy(url: &str) -> Option<()> {
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .ok()?;
+    c.get(format!("{url}/health"))
+        .send()
+        .await
+        .ok()?
+        .status()
+        .is_success()
+        .then_some(())
+}
+
+/// The id of the agent registered under `name`, once it has registered.
+pub async fn registered_agent(api: &Api, name: &str) -> String {
+    wait_for("agent registration", Duration::from_secs(60), || async {
+        let (_, v) = api.get(&format!("agents?name={name}")).await;
+        v["data"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await
+}
