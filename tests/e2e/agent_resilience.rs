@@ -181,7 +181,8 @@ async fn verification_redelivery_and_backoff() {
 
     // 4. The server goes away: the agent backs off (growing delays), then carries on.
     drop(server);
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Thirty seconds away, as an upgrade or a failover might take.
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let log = agent.output();
     assert!(log.contains("backing off"), "{log}");
     assert!(

@@ -21,7 +21,7 @@ fn nginx_conf(dir: &Path, port: u16) -> String {
     let d = dir.display();
     format!(
         "pid {d}/nginx.pid;\nerror_log {d}/error.log notice;\nworker_processes 1;\nevents {{ worker_connections 64; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  include {d}/extra.conf;\n\
          \n  server {{\n    listen 127.0.0.1:{port} ssl;\n    server_name localhost;\n    ssl_certificate {d}/certs/site.pem;\n    ssl_certificate_key {d}/certs/site.key;\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
     )
 }
@@ -83,6 +83,7 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     let nginx_port = free_port();
     let conf = ngx.join("nginx.conf");
     std::fs::write(&conf, nginx_conf(&ngx, nginx_port)).unwrap();
+    std::fs::write(ngx.join("extra.conf"), "").unwrap();
     let mut nginx_cmd = Command::new("nginx");
     nginx_cmd
         .arg("-c")
@@ -219,7 +220,11 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     let agent_key_pem = std::fs::read_to_string(keys[0].path()).unwrap();
     assert_no_private_key_on_server(&server_dir, &agent_key_pem);
 
-    // Renewal: a new key and a new certificate reach nginx.
+    // Renewal while nginx's configuration is broken: `nginx -t` fails, the plugin restores the
+    // previous files, the job fails with nginx's own output, and nginx keeps serving.
+    let served_pem = std::fs::read(ngx.join("certs/site.pem")).unwrap();
+    let served_key = std::fs::read(ngx.join("certs/site.key")).unwrap();
+    std::fs::write(ngx.join("extra.conf"), "certctl_not_a_directive on;\n").unwrap();
     let (s, j) = api
         .post("certificates/mc-e2e-nginx/renew", &json!({}))
         .await;
@@ -230,6 +235,45 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
             .filter(|v| v["fingerprint_sha256"].as_str() != Some(first_fp.as_str()))
     })
     .await;
+    let (failed_job, error) = wait_for(
+        "the deployment to fail validation",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = api
+                .get("jobs?certificate_id=mc-e2e-nginx&type=Deployment&sort=-created_at")
+                .await;
+            let job = &v["data"][0];
+            let error = job["last_error"].as_str()?.to_owned();
+            Some((job["id"].as_str()?.to_owned(), error))
+        },
+    )
+    .await;
+    assert!(
+        error.contains("certctl_not_a_directive"),
+        "nginx's output is in the error: {error}"
+    );
+    assert_eq!(
+        std::fs::read(ngx.join("certs/site.pem")).unwrap(),
+        served_pem,
+        "previous certificate restored"
+    );
+    assert_eq!(
+        std::fs::read(ngx.join("certs/site.key")).unwrap(),
+        served_key,
+        "previous key restored"
+    );
+    assert_eq!(
+        served_fingerprint(nginx_port).as_deref(),
+        Some(first_fp.as_str()),
+        "nginx keeps serving the old certificate"
+    );
+    // Repaired configuration: retrying the job delivers the renewal (the retry loop may
+    // already have requeued it, then the explicit retry is a 409).
+    std::fs::write(ngx.join("extra.conf"), "").unwrap();
+    let (s, r) = api
+        .post(&format!("jobs/{failed_job}/retry"), &json!({}))
+        .await;
+    assert!(s == 200 || s == 409, "{s} {r}");
     let renewed_fp = renewed["fingerprint_sha256"].as_str().unwrap().to_owned();
     wait_for(
         "nginx to serve the renewed certificate",

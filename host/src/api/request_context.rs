@@ -27,9 +27,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Probes are not recorded: they would drown the log.
-fn is_probe(path: &str) -> bool {
-    matches!(path, "/health" | "/ready")
+/// Only API and PKI calls are recorded: probes and dashboard files would drown the log.
+fn is_recorded(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/.well-known/")
 }
 
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
@@ -117,7 +117,7 @@ fn finish<B>(
         tracing::info!(status, latency_ms, "request");
     }
     if let Some(state) = state
-        && !is_probe(path)
+        && is_recorded(path)
     {
         let actor = resp
             .request()
