@@ -20,7 +20,6 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -28,29 +27,13 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::{ADMIN_KEY, Api, ServerBuilder};
-
-/// How long a state the pipeline reaches "immediately" may take on a loaded machine.
-const WAIT: Duration = Duration::from_secs(10);
+use crate::support::{
+    ADMIN_KEY, Api, ServerBuilder, WAIT, eventually, get_ca, openssl, openssl_ok, pem_blocks,
+};
 
 // ---------------------------------------------------------------------------------------
 // API helpers
 // ---------------------------------------------------------------------------------------
-
-/// Polls `probe` every 50 ms until it answers `Ok`; panics with the last `Err` after [`WAIT`].
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// POSTs a record and returns its id (asserting 201).
 async fn created(api: &Api, path: &str, body: Value) -> String {
@@ -67,14 +50,7 @@ async fn get_ok(api: &Api, path: &str) -> Value {
 
 /// `GET /issuers/iss-local/ca` as text.
 async fn ca_pem(api: &Api) -> String {
-    let r = api
-        .client
-        .get(api.url("issuers/iss-local/ca"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let r = get_ca(api).await;
     let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(
         ct.starts_with("application/x-pem-file"),
@@ -194,40 +170,6 @@ fn parse_time(v: &Value) -> OffsetDateTime {
 // ---------------------------------------------------------------------------------------
 // openssl helpers
 // ---------------------------------------------------------------------------------------
-
-/// Runs `openssl` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is installed")
-}
-
-/// Runs `openssl` in `dir`, asserting success; stdout.
-fn openssl_ok(dir: &Path, args: &[&str]) -> String {
-    let out = openssl(dir, args);
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The CERTIFICATE blocks of a PEM chain, each with a trailing newline.
-fn pem_blocks(chain: &str) -> Vec<String> {
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut out = Vec::new();
-    let mut rest = chain;
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let end = rest[start..].find(END).expect("END line") + start + END.len();
-        out.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    out
-}
 
 /// What openssl says about an issued version.
 struct Leaf {

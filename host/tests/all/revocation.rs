@@ -21,33 +21,16 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, Api, ServerBuilder, TestServer};
-
-const WAIT: Duration = Duration::from_secs(10);
+use crate::support::{ADMIN_KEY, Api, ServerBuilder, TestServer, eventually, get_ca, openssl};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Polls `probe` every 50 ms until it answers `Ok`; panics with the last `Err` after [`WAIT`].
-async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match probe().await {
-            Ok(v) => return v,
-            Err(last) => assert!(
-                Instant::now() < deadline,
-                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn builder() -> ServerBuilder {
     ServerBuilder::new()
@@ -101,11 +84,7 @@ impl Work {
 
     /// Runs openssl; (success, stdout + stderr).
     fn openssl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(self.0.path())
-            .output()
-            .expect("the openssl CLI must be installed");
+        let out = openssl(self.0.path(), args);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -123,14 +102,7 @@ impl Work {
 
 /// The Local CA chain (PEM).
 async fn ca_pem(api: &Api) -> String {
-    let r = api
-        .client
-        .get(api.url("issuers/iss-local/ca"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let r = get_ca(api).await;
     r.text().await.unwrap()
 }
 

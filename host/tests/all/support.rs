@@ -317,3 +317,72 @@ impl Api {
         .await
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Helpers shared by the test modules
+// ---------------------------------------------------------------------------------------
+
+/// How long a state the server reaches "immediately" may take on a loaded machine.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Polls `probe` every 50 ms until it answers `Ok`; panics with the last `Err` after [`WAIT`].
+pub async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for {what}; last seen: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs the `openssl` CLI in `dir`.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI is installed")
+}
+
+/// Runs `openssl` in `dir`, asserting success; stdout.
+pub fn openssl_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = openssl(dir, args);
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The CERTIFICATE blocks of a PEM chain, each with a trailing newline.
+pub fn pem_blocks(chain: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = chain;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let end = rest[start..].find(END).expect("END line") + start + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// `GET /issuers/iss-local/ca` with the admin key, asserting 200.
+pub async fn get_ca(api: &Api) -> reqwest::Response {
+    let r = api
+        .client
+        .get(api.url("issuers/iss-local/ca"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r
+}

@@ -339,3 +339,57 @@ pub fn separate_files(
     ));
     out
 }
+
+/// Configuration of a [`SeparateFiles`] target: absolute paths of the certificate
+/// and key files, and optionally of a separate chain file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeparateFilesConfig {
+    /// Where the certificate (with the chain, unless `chain_path` is set) goes.
+    pub cert_path: String,
+    /// Where the private key goes.
+    pub key_path: String,
+    /// Where the chain goes, if it gets its own file.
+    #[serde(default)]
+    pub chain_path: Option<String>,
+}
+
+impl SeparateFilesConfig {
+    /// Parses `json` strictly and checks that every path is absolute.
+    pub fn parse(json: &str) -> Result<Self, ConnectorError> {
+        let config: Self = parse_config(json)?;
+        require_absolute("cert_path", &config.cert_path)?;
+        require_absolute("key_path", &config.key_path)?;
+        if let Some(chain) = &config.chain_path {
+            require_absolute("chain_path", chain)?;
+        }
+        Ok(config)
+    }
+}
+
+/// A whole target connector for servers that read separate certificate / chain /
+/// key files ([`separate_files`]) configured by [`SeparateFilesConfig`], such as
+/// NGINX and Apache httpd. Export it with `export_target!(SeparateFiles)`.
+pub struct SeparateFiles;
+
+impl Guest for SeparateFiles {
+    fn validate_config(config_json: String) -> Result<(), ConnectorError> {
+        SeparateFilesConfig::parse(&config_json).map(drop)
+    }
+
+    fn deploy(request: DeployRequest) -> Result<DeployResult, ConnectorError> {
+        let config = SeparateFilesConfig::parse(&request.config_json)?;
+        check_request(&request)?;
+        deploy(&separate_files(
+            &request,
+            &config.cert_path,
+            config.chain_path.as_deref(),
+            &config.key_path,
+        ))
+    }
+
+    fn validate_deployment(request: ValidationRequest) -> Result<ValidationResult, ConnectorError> {
+        let config = SeparateFilesConfig::parse(&request.config_json)?;
+        file_holds_certificate(&config.cert_path, &request.certificate_pem)
+    }
+}
