@@ -490,10 +490,12 @@ impl AcmeIssuer {
             })
             .collect();
         let mut new_order = NewOrder::new(&identifiers);
-        if let Some(p) = &self.config.profile
-            && account.profiles().any(|m| m.name == p.as_str())
-        {
-            new_order = new_order.profile(p);
+        if let Some(p) = &self.config.profile {
+            if account.profiles().any(|m| m.name == p.as_str()) {
+                new_order = new_order.profile(p);
+            } else {
+                tracing::warn!(directory = %self.config.directory_url, profile = %p, "the ACME directory does not advertise this profile; ordering without one");
+            }
         }
         let mut order = account
             .new_order(&new_order)
@@ -591,7 +593,7 @@ impl AcmeIssuer {
                     }
                 }
                 to_ready.push(challenge.url.clone());
-                if !(published_dns && !self.config.dns_propagation_wait.is_zero()) {
+                if !published_dns || self.config.dns_propagation_wait.is_zero() {
                     challenge
                         .set_ready()
                         .await
@@ -735,10 +737,15 @@ impl IssuerConnector for AcmeIssuer {
     ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
         Box::pin(async move {
             let result = self.order(req).await?;
-            if let Some(der) = leaf_der(&result.pem_chain)
-                && let Ok(mut m) = self.issued.lock()
-            {
-                m.insert(result.serial_hex.clone(), der);
+            if let Some(der) = leaf_der(&result.pem_chain) {
+                // Kept for revocation (ACME revokes by certificate, certctl by serial).
+                let file = self.issued_file(&result.serial_hex);
+                if let Err(e) = write_private(&file, &der) {
+                    tracing::warn!(file = %file.display(), error = %e, "could not keep the ACME leaf for revocation");
+                }
+                if let Ok(mut m) = self.issued.lock() {
+                    m.insert(result.serial_hex.clone(), der);
+                }
             }
             let rest: String = result
                 .pem_chain
@@ -767,6 +774,7 @@ impl IssuerConnector for AcmeIssuer {
                 .lock()
                 .ok()
                 .and_then(|m| m.get(&serial_hex.to_ascii_lowercase()).cloned())
+                .or_else(|| std::fs::read(self.issued_file(serial_hex)).ok())
                 .ok_or_else(|| {
                     ConnectorError::Unsupported(format!(
                         "ACME revocation of {serial_hex}: certificate not known to this connector"
@@ -803,6 +811,25 @@ impl AcmeIssuer {
             .map_err(|e| self.acme_error("revocation", e))
     }
 
+    /// Where the leaf of an issued certificate is kept (by lower-case hex serial).
+    fn issued_file(&self, serial_hex: &str) -> PathBuf {
+        let serial: String = serial_hex
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        self.account_file
+            .with_extension("")
+            .with_file_name(format!(
+                "{}-issued",
+                self.account_file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("account")
+            ))
+            .join(format!("{serial}.der"))
+    }
+
     /// The persisted account file.
     pub fn account_file(&self) -> &Path {
         &self.account_file
@@ -817,4 +844,85 @@ pub fn register(types: &mut crate::issuer::ConnectorTypes) {
             AcmeIssuer::from_config(config, ctx).map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn config_comes_from_json_over_env_defaults() {
+        let c = AcmeConfig::parse(
+            &serde_json::json!({"email": "a@example.com"}),
+            &env(&[
+                ("CERTCTL_ACME_DIRECTORY_URL", "https://acme.example/dir"),
+                ("CERTCTL_ACME_EMAIL", "env@example.com"),
+                ("CERTCTL_ACME_TOS_AGREED", "true"),
+                ("CERTCTL_ACME_PROFILE", "shortlived"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.directory_url, "https://acme.example/dir");
+        assert_eq!(c.email.as_deref(), Some("a@example.com"));
+        assert!(c.terms_of_service_agreed);
+        assert_eq!(c.challenge_type, ChallengeKind::Http01);
+        assert_eq!(c.profile.as_deref(), Some("shortlived"));
+        assert_eq!(c.http01_listen, "0.0.0.0:80");
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_setting_named() {
+        let none = env(&[]);
+        let err = |v: serde_json::Value| match AcmeConfig::parse(&v, &none) {
+            Err(ConnectorError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert!(err(serde_json::json!({})).contains("directory_url"));
+        let d = "https://acme.example/dir";
+        assert!(err(serde_json::json!({"directory_url": d, "bogus": 1})).contains("bogus"));
+        assert!(
+            err(serde_json::json!({"directory_url": d, "challenge_type": "tls-alpn-01"}))
+                .contains("challenge_type")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "challenge_type": "dns-01"}))
+                .contains("dns_present_script")
+        );
+        assert!(
+            err(
+                serde_json::json!({"directory_url": d, "challenge_type": "dns-01",
+                "dns_present_script": "/nonexistent/script"})
+            )
+            .contains("/nonexistent/script")
+        );
+        let plain = tempfile::NamedTempFile::new().expect("temp file");
+        assert!(
+            err(
+                serde_json::json!({"directory_url": d, "dns_present_script": plain.path(),
+                "challenge_type": "dns-01"})
+            )
+            .contains("not an executable")
+        );
+        assert!(err(serde_json::json!({"directory_url": d, "eab_kid": "k"})).contains("together"));
+        assert!(
+            err(serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac_key": "!!"}))
+                .contains("base64url")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "ca_bundle_path": "/nonexistent.pem"}))
+                .contains("ca_bundle_path")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "http01_listen": "nope"}))
+                .contains("http01_listen")
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! 3. DNS-01 through an operator script that drives challtestsrv's management API;
 //! 4. Pebble unreachable: the job fails with an error naming the directory URL.
 
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -377,6 +379,7 @@ async fn http01_issuance_against_pebble_and_revocation() {
     let files: Vec<_> = std::fs::read_dir(&acme_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
@@ -393,7 +396,10 @@ async fn http01_issuance_against_pebble_and_revocation() {
         "responder still listening"
     );
 
-    // Revocation through ACME.
+    // Revocation through ACME, after a restart (the connector keeps the leaf on disk).
+    let mut server = server;
+    server.restart().await;
+    let api = server.admin();
     let r = api
         .post(
             &format!("certificates/{cert}/revoke"),
@@ -454,6 +460,7 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
     .await;
     let (_, job) = issue(&api, &wrong, "acme-eab-wrong.example.com").await;
     let err = job["last_error"].as_str().unwrap_or_default();
+    eprintln!("job error: {err}");
     assert!(
         err.contains("account registration failed") && err.contains(&pebble.directory_url),
         "{job}"
@@ -527,6 +534,27 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         "{said}"
     );
     assert!(said.contains("cleanup.sh acme-dns.example.com"), "{said}");
+
+    // DNS-PERSIST-01: Pebble 2.4 does not offer it, so the issuer falls back to DNS-01.
+    let persist = created(
+        &api,
+        "issuers",
+        json!({"name": "pebble-dns-persist", "type": "acme", "config": acme_config(&pebble, json!({
+            "challenge_type": "dns-persist-01",
+            "dns_present_script": present,
+        }))}),
+    )
+    .await;
+    let (cert, job) = issue(&api, &persist, "acme-persist.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    verify_against_root(&pebble, &api, &cert).await;
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains(
+            "present.sh acme-persist.example.com _acme-challenge.acme-persist.example.com"
+        ),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -549,9 +577,132 @@ async fn unreachable_directory_fails_naming_the_url() {
     .await;
     let (_, job) = issue(&api, &issuer, "acme-nowhere.example.com").await;
     let err = job["last_error"].as_str().unwrap_or_default();
+    eprintln!("job error: {err}");
     assert!(err.contains(&url), "{job}");
     assert!(err.contains("unavailable"), "retryable: {job}");
     // Nothing else breaks: the Local CA still issues.
     let (_, local) = issue(&api, "iss-local", "still-local.example.com").await;
     assert_eq!(local["status"], "Completed", "{local}");
+}
+
+/// In-process (injected clock): an unreachable directory fails the job with a retryable
+/// error naming the URL, the retry loop requeues it after each backoff, and after
+/// `max_attempts` the job and the certificate fail for good.
+#[actix::test]
+async fn unreachable_directory_fails_after_bounded_retries() {
+    use actix::Actor as _;
+    use certctl_host::actors::issuer_registry::{IssuerRegistry, Rebuild};
+    use certctl_host::actors::job_retry::JobRetry;
+    use certctl_host::actors::scheduler::LoopTask as _;
+    use certctl_host::clock::{Clock as _, ManualClock};
+    use certctl_host::config::KeygenMode;
+    use certctl_host::domain::audit::Actor;
+    use certctl_host::domain::job_state::JobStatus;
+    use certctl_host::domain::{certificate, issuer};
+    use certctl_host::issuer::{ConnectorContext, ConnectorTypes};
+    use certctl_host::pipeline::{Pipeline, PipelineSettings};
+    use certctl_host::pki::local_ca::LocalCa;
+    use certctl_host::store::{self, Store, certificates, jobs, records};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let store = Store::connect(&store::default_sqlite_url(&path))
+        .await
+        .unwrap();
+    let start = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let ctx = ConnectorContext {
+        local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+        data_dir: path.clone(),
+    };
+    let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
+    let url = format!("https://127.0.0.1:{}/dir", free_port());
+    let obj = |v: Value| v.as_object().unwrap().clone();
+    records::create(
+        &store,
+        &issuer::SPEC,
+        "iss-acme-down",
+        obj(
+            json!({"name": "acme-down", "type": "acme", "enabled": true, "config": {
+                "directory_url": url, "terms_of_service_agreed": true,
+                "http01_listen": format!("127.0.0.1:{}", free_port()),
+            }}),
+        ),
+        &clock.now_text(),
+        &Actor::system(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(registry.send(Rebuild).await.unwrap().unwrap(), 1);
+    records::create_with(
+        &store,
+        &certificate::SPEC,
+        "mc-acme-down",
+        obj(
+            json!({"name": "mc-acme-down", "common_name": "down.example.test",
+            "sans": ["down.example.test"], "issuer_id": "iss-acme-down"}),
+        ),
+        &clock.now_text(),
+        &Actor::system(),
+        Some(certctl_host::api::certificates::after_create),
+    )
+    .await
+    .unwrap();
+    let pipeline = Arc::new(Pipeline::new(
+        store.clone(),
+        clock.clone(),
+        PipelineSettings {
+            keygen_mode: KeygenMode::Server,
+            validity: Duration::from_secs(30 * 86_400),
+            public_url: "https://certctl.test".into(),
+            job_lease: Duration::from_secs(300),
+            server_key_dir: path.join("server-keys"),
+            abort_before_commit: false,
+        },
+        registry.clone(),
+    ));
+    let retry = Arc::new(JobRetry(pipeline.clone()));
+    let mut attempts = 0;
+    loop {
+        let due: Vec<_> = jobs::due(&store, &["Issuance"], &clock.now_text(), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.certificate_id == "mc-acme-down")
+            .collect();
+        assert_eq!(due.len(), 1, "attempt {}", attempts + 1);
+        let id = due[0].id.clone();
+        pipeline
+            .process(due.into_iter().next().unwrap())
+            .await
+            .unwrap();
+        attempts += 1;
+        let job = jobs::get(&store, &id).await.unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.attempts, attempts);
+        let err = job.last_error.clone().unwrap();
+        assert!(err.contains(&url) && err.contains("unavailable"), "{err}");
+        let Some(at) = job
+            .scheduled_at
+            .as_deref()
+            .filter(|_| attempts < job.max_attempts)
+        else {
+            break;
+        };
+        assert!(attempts < 10, "retries are bounded");
+        clock.set(certctl_core::timestamp::parse(at).unwrap());
+        assert_eq!(retry.clone().tick().await.unwrap(), "1 jobs requeued");
+    }
+    assert_eq!(attempts, 3, "max_attempts");
+    let cert = certificates::get(&store, "mc-acme-down")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cert.status, "Failed");
+    // Nothing left to retry.
+    clock.advance(time::Duration::days(1));
+    assert_eq!(retry.tick().await.unwrap(), "");
 }
