@@ -317,8 +317,8 @@ pub async fn for_certificate(
 // ---------------------------------------------------------------------------------------
 
 /// Ids of the certificates a bulk revocation selects, by id. All given criteria must hold.
-/// Without an explicit id list, certificates already Revoked or Archived are not selected;
-/// with one, they are (so each named certificate gets an outcome).
+/// Without an explicit id list, Archived certificates are not selected; already Revoked ones
+/// are, so the run reports them (Skipped, with the reason) rather than silently leaving them out.
 pub async fn select(store: &Store, criteria: &BulkCriteria) -> Result<Vec<String>, StoreError> {
     let mut selected = Vec::new();
     match &criteria.certificate_ids {
@@ -387,7 +387,7 @@ fn selection(store: &Store, criteria: &BulkCriteria, ids: Option<&[String]>) -> 
             sql.push(")");
         }
         None => {
-            sql.push(" AND c.status NOT IN ('Revoked', 'Archived')");
+            sql.push(" AND c.status <> 'Archived'");
         }
     }
     sql.push(" ORDER BY c.id");

@@ -1006,3 +1006,90 @@ async fn exports_pem_and_pkcs12() {
     .await;
     assert_eq!(exported.len(), 4, "{exported:?}");
 }
+
+/// The bulk scenario: 100 certificates of one profile, 3 already revoked. Bulk revoke
+/// revokes the 97, reports the 3 with the reason they were skipped, and writes one
+/// `bulk_revocation_initiated` event.
+#[tokio::test]
+async fn bulk_revoke_hundred_with_three_already_revoked() {
+    let server = builder().start().await;
+    let api = server.admin();
+    let profile = created(&api, "profiles", json!({"name": "fleet"})).await;
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let r = api
+            .post(
+                "certificates",
+                &json!({"name": format!("fleet-{i}"), "common_name": format!("f{i}.example"),
+                    "issuer_id": "iss-local", "profile_id": profile}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    eventually("100 certificates Active", async || {
+        let r = api
+            .get(&format!(
+                "certificates?profile_id={profile}&status=Active&per_page=1"
+            ))
+            .await;
+        if r.body["total"] == 100 {
+            Ok(())
+        } else {
+            Err(format!("{}", r.body["total"]))
+        }
+    })
+    .await;
+    for id in &ids[..3] {
+        let r = api
+            .post(
+                &format!("certificates/{id}/revoke"),
+                &json!({"reason": "superseded"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"profile_id": profile, "reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let bulk_id = r.body["job_id"].as_str().unwrap().to_owned();
+    let run = eventually("the bulk run to complete", async || {
+        let run = api.get(&format!("bulk-revocations/{bulk_id}")).await;
+        if run.body["status"] == "Completed" {
+            Ok(run.body)
+        } else {
+            Err(format!("{}", run.body["status"]))
+        }
+    })
+    .await;
+    assert_eq!(run["succeeded"], 97, "{run}");
+    assert_eq!(run["skipped"], 3, "{run}");
+    assert_eq!(run["failed"], 0, "{run}");
+    let results = run["results"].as_array().unwrap();
+    for id in &ids[..3] {
+        let item = results
+            .iter()
+            .find(|x| x["certificate_id"] == id.as_str())
+            .expect("an outcome for every certificate");
+        assert_eq!(item["outcome"], "Skipped", "{item}");
+        assert!(
+            item["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("already revoked"),
+            "{item}"
+        );
+    }
+    let revoked = api
+        .get(&format!(
+            "certificates?profile_id={profile}&status=Revoked&per_page=1"
+        ))
+        .await;
+    assert_eq!(revoked.body["total"], 100, "{}", revoked.body);
+    let initiated = audit_actions(&api, "action=bulk_revocation_initiated").await;
+    assert_eq!(initiated.len(), 1, "{initiated:?}");
+}
