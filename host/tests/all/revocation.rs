@@ -12,6 +12,9 @@
 //! 4. The revoke API: 400 unknown reason, 409 double revoke / never issued, 404 unknown;
 //!    bulk revocation by criteria with per-certificate outcomes and one audit event.
 //! 5. The admin CRL cache view (403 for a non-admin key) and the PEM / PKCS#12 exports.
+//! 6. An issuer whose best-effort revocation notice fails stops no revocation (single or
+//!    bulk). That needs a connector type the binary does not have, so this one test runs the
+//!    server in-process, assembled like `server::run`, with the type registered.
 //!
 //! The main flow also runs on PostgreSQL (a fresh database on the server named by
 //! `CERTCTL_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
@@ -21,10 +24,33 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::Actor as _;
+use actix_web::middleware::from_fn;
 use base64::Engine as _;
+use certctl_host::actors::agent_hub::AgentHub;
+use certctl_host::actors::issuer_registry::{IssuerRegistry, Rebuild};
+use certctl_host::actors::job_processor::JobProcessor;
+use certctl_host::actors::scheduler::LoopActor;
+use certctl_host::api::state::AppState;
+use certctl_host::clock::{Clock, SystemClock};
+use certctl_host::config::{AuthType, KeygenMode};
+use certctl_host::domain::audit::Actor;
+use certctl_host::domain::issuer;
+use certctl_host::issuer::local::LocalIssuer;
+use certctl_host::issuer::{
+    Capabilities, ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest,
+    IssuanceResult, IssuerConnector,
+};
+use certctl_host::pipeline::{Pipeline, PipelineSettings};
+use certctl_host::pki::local_ca::LocalCa;
+use certctl_host::revocation::{RevocationService, RevocationSettings};
+use certctl_host::store::{Store, api_keys, records};
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
+use sqlx::Row as _;
 
 use crate::support::{ADMIN_KEY, Api, ServerBuilder, TestServer, eventually, get_ca, openssl};
 
@@ -155,7 +181,12 @@ async fn post_bytes(api: &Api, path: &str, body: Vec<u8>) -> (u16, String, Vec<u
 
 /// `openssl ocsp` against the server's POST endpoint, verifying against the CA.
 fn ocsp_post(work: &Work, base: &str, leaf: &str) -> String {
-    let url = format!("{base}/.well-known/pki/ocsp/iss-local");
+    ocsp_post_to(work, base, "iss-local", leaf)
+}
+
+/// [`ocsp_post`] for any issuer.
+fn ocsp_post_to(work: &Work, base: &str, issuer_id: &str, leaf: &str) -> String {
+    let url = format!("{base}/.well-known/pki/ocsp/{issuer_id}");
     work.openssl_ok(&[
         "ocsp",
         "-issuer",
@@ -190,7 +221,12 @@ fn ocsp_read(work: &Work, der: &[u8], leaf: &str) -> String {
 
 /// Fetches the CRL, checks content type and signature, writes `crl.pem`; returns its text.
 async fn fetch_crl(api: &Api, work: &Work) -> String {
-    let (status, ct, der) = get_bytes(api, "/.well-known/pki/crl/iss-local").await;
+    fetch_crl_of(api, work, "iss-local").await
+}
+
+/// [`fetch_crl`] for any issuer.
+async fn fetch_crl_of(api: &Api, work: &Work, issuer_id: &str) -> String {
+    let (status, ct, der) = get_bytes(api, &format!("/.well-known/pki/crl/{issuer_id}")).await;
     assert_eq!(status, 200);
     assert_eq!(ct, "application/pkix-crl");
     work.write("crl.der", &der);
@@ -1092,4 +1128,381 @@ async fn bulk_revoke_hundred_with_three_already_revoked() {
     assert_eq!(revoked.body["total"], 100, "{}", revoked.body);
     let initiated = audit_actions(&api, "action=bulk_revocation_initiated").await;
     assert_eq!(initiated.len(), 1, "{initiated:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// An issuer that fails its best-effort notice
+// ---------------------------------------------------------------------------------------
+
+/// The issuer type whose CA refuses every revocation notice.
+const FAILING_TYPE: &str = "revoke-fails";
+/// The issuer of that type every certificate of the test is signed by.
+const FAILING_ISSUER: &str = "iss-revoke-fails";
+
+/// Signs with the Local CA (so certctl publishes its CRL and answers OCSP for it) but its
+/// CA is unreachable for revocations: every `revoke` call is recorded and then fails.
+struct RevokeFails {
+    inner: LocalIssuer,
+    told: Arc<Mutex<Vec<String>>>,
+}
+
+impl IssuerConnector for RevokeFails {
+    fn issue<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+        self.inner.issue(req)
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        serial_hex: &'a str,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        self.told.lock().unwrap().push(serial_hex.to_owned());
+        Box::pin(async {
+            Err(ConnectorError::Unavailable(
+                "the CA's revocation endpoint is down".into(),
+            ))
+        })
+    }
+
+    fn ca_chain(&self) -> Result<String, ConnectorError> {
+        self.inner.ca_chain()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn revocation_ca(&self) -> Option<Arc<LocalCa>> {
+        self.inner.revocation_ca()
+    }
+}
+
+/// The server assembled in-process the way `server::run` assembles it (store, issuer
+/// registry, pipeline with its job processor loop, revocation service, the API's routes and
+/// middleware on a loopback port), with extra connector types registered: the binary only
+/// knows the native ones.
+struct InProcessServer {
+    base: String,
+    api: Api,
+    store: Store,
+    handle: actix_web::dev::ServerHandle,
+    arbiter: actix::Arbiter,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessServer {
+    /// Starts it with one enabled issuer `issuer_id` of `issuer_type`.
+    async fn start(types: ConnectorTypes, issuer_id: &str, issuer_type: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let store = Store::connect(&certctl_host::store::default_sqlite_url(&path))
+            .await
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        api_keys::upsert(&store, "admin", ADMIN_KEY, true, None, &clock.now_text())
+            .await
+            .unwrap();
+        let ctx = ConnectorContext {
+            local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+            data_dir: path.clone(),
+        };
+        // Seeded directly: the API refuses a type unknown to the domain enum.
+        let values = json!({"name": issuer_id, "type": issuer_type, "config": {}, "enabled": true});
+        records::create(
+            &store,
+            &issuer::SPEC,
+            issuer_id,
+            values.as_object().unwrap().clone(),
+            &clock.now_text(),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+        // The actors live on their own arbiter, as they would beside the HTTP workers: the
+        // test thread blocks in `openssl ocsp`, which waits on them.
+        let arbiter = actix::Arbiter::new();
+        let registry = {
+            let (store, types, ctx) = (store.clone(), types.clone(), ctx.clone());
+            IssuerRegistry::start_in_arbiter(&arbiter.handle(), move |_| {
+                IssuerRegistry::new(store, types, ctx)
+            })
+        };
+        assert_eq!(registry.send(Rebuild).await.unwrap().unwrap(), 1);
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let pipeline = Arc::new(Pipeline::new(
+            store.clone(),
+            clock.clone(),
+            PipelineSettings {
+                keygen_mode: KeygenMode::Server,
+                validity: Duration::from_secs(30 * 86_400),
+                public_url: base.clone(),
+                job_lease: Duration::from_secs(300),
+                server_key_dir: path.join("server-keys"),
+                abort_before_commit: false,
+            },
+            registry.clone(),
+        ));
+        let processor = {
+            let task = Arc::new(JobProcessor(pipeline.clone()));
+            LoopActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                LoopActor::new(task, Duration::from_secs(1))
+            })
+        };
+        pipeline.set_processor(processor);
+        let revocation = Arc::new(RevocationService::new(
+            store.clone(),
+            clock.clone(),
+            registry,
+            &RevocationSettings {
+                crl_generation_interval: Duration::from_secs(3600),
+                ocsp_responder_validity: Duration::from_secs(30 * 86_400),
+                ocsp_responder_rotation_grace: Duration::from_secs(7 * 86_400),
+                ocsp_responder_key_dir: None,
+            },
+            &path,
+        ));
+        // The API-call log is not under test: its writer is left out.
+        let (api_calls, _) = tokio::sync::mpsc::unbounded_channel();
+        let state = actix_web::web::Data::new(AppState {
+            store: store.clone(),
+            clock,
+            auth_type: AuthType::ApiKey,
+            max_body_size: 1 << 20,
+            rate_limit: None,
+            api_calls,
+            pipeline,
+            issuer_types: types,
+            connector_ctx: ctx,
+            agent_hub: AgentHub::start_in_arbiter(&arbiter.handle(), |_| AgentHub::default()),
+            revocation,
+            agent_bootstrap_token: None,
+        });
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .configure(certctl_host::api::configure)
+                .wrap(from_fn(certctl_host::api::auth::authenticate))
+                .wrap(from_fn(certctl_host::api::request_context::request_context))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        actix::spawn(server);
+        let api = Api::new(&base, Some(ADMIN_KEY));
+        eventually("the in-process server to answer", async || {
+            match api.client.get(api.url("/health")).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        Self {
+            base,
+            api,
+            store,
+            handle,
+            arbiter,
+            _dir: dir,
+        }
+    }
+}
+
+/// The issue's acceptance bullet: an issuer that errors on its best-effort notification
+/// does not stop any revocation. Every certificate is signed by an issuer whose `revoke`
+/// fails; a single revoke and a bulk revoke of three still answer success, every
+/// certificate is Revoked with its `certificate_revocations` rows, the CRL and OCSP (read by
+/// openssl) say revoked, and each failed notice — sent to the issuer that signed the
+/// version — is audited as `certificate_revocation_issuer_notify_failed`.
+#[actix::test]
+async fn failing_issuer_notice_does_not_stop_revocations() {
+    let told = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut types = ConnectorTypes::native();
+    {
+        let told = told.clone();
+        types.register(
+            FAILING_TYPE,
+            Arc::new(move |_config: &Value, ctx: &ConnectorContext| {
+                Ok(Arc::new(RevokeFails {
+                    inner: LocalIssuer::from_config(&json!({}), ctx)?,
+                    told: told.clone(),
+                }) as Arc<dyn IssuerConnector>)
+            }),
+        );
+    }
+    let server = InProcessServer::start(types, FAILING_ISSUER, FAILING_TYPE).await;
+    let api = &server.api;
+    let work = Work::new();
+    let ca = api
+        .client
+        .get(api.url(&format!("issuers/{FAILING_ISSUER}/ca")))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ca.status().as_u16(), 200);
+    work.write("ca.pem", ca.text().await.unwrap());
+    let names = ["single", "bulk-a", "bulk-b", "bulk-c", "bystander"];
+    let mut ids = Vec::new();
+    let mut serials = Vec::new();
+    for name in names {
+        let id = active_certificate(api, name, json!({"issuer_id": FAILING_ISSUER})).await;
+        let export = pem_export(api, &id).await;
+        work.write(
+            &format!("{name}.pem"),
+            export["certificate"].as_str().unwrap(),
+        );
+        serials.push(export["serial_number"].as_str().unwrap().to_owned());
+        ids.push(id);
+    }
+    let ocsp =
+        |name: &str| ocsp_post_to(&work, &server.base, FAILING_ISSUER, &format!("{name}.pem"));
+    let notify_failures = async |filter: &str, expected: usize| {
+        eventually("the failed issuer notices to be audited", async || {
+            let events = audit_actions(
+                api,
+                &format!("action=certificate_revocation_issuer_notify_failed{filter}"),
+            )
+            .await;
+            if events.len() == expected {
+                Ok(events)
+            } else {
+                Err(format!("{events:?}"))
+            }
+        })
+        .await
+    };
+
+    // A single revoke: answered 200 Revoked although the issuer's notice fails.
+    let r = api
+        .post(
+            &format!("certificates/{}/revoke", ids[0]),
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["status"], "Revoked");
+    let events = notify_failures(&format!("&resource_id={}", ids[0]), 1).await;
+    assert_eq!(events[0]["details"]["issuer_id"], FAILING_ISSUER);
+    assert_eq!(events[0]["details"]["serial_number"], serials[0].as_str());
+    let error = events[0]["details"]["error"].as_str().unwrap();
+    assert!(error.contains("revocation endpoint is down"), "{error}");
+    let out = ocsp("single");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("single.pem: revoked"), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+
+    // A bulk revoke of three: completed, all three revoked, none failed.
+    let r = api
+        .post(
+            "certificates/bulk-revoke",
+            &json!({"certificate_ids": &ids[1..4], "reason": "cessationOfOperation"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["status"], "Completed", "{}", r.body);
+    assert_eq!(r.body["affected"], 3, "{}", r.body);
+    assert_eq!(r.body["succeeded"], 3, "{}", r.body);
+    assert_eq!(r.body["failed"], 0, "{}", r.body);
+    for x in r.body["results"].as_array().unwrap() {
+        assert_eq!(x["outcome"], "Revoked", "{x}");
+    }
+    let events = notify_failures("", 4).await;
+    let mut audited: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["details"]["issuer_id"], FAILING_ISSUER, "{e}");
+            (
+                e["resource_id"].as_str().unwrap().to_owned(),
+                e["details"]["serial_number"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    audited.sort();
+    let mut expected: Vec<(String, String)> = ids[..4]
+        .iter()
+        .cloned()
+        .zip(serials[..4].iter().cloned())
+        .collect();
+    expected.sort();
+    assert_eq!(audited, expected);
+
+    // The notices went to the signing issuer, once per revoked serial.
+    let mut notified = told.lock().unwrap().clone();
+    notified.sort();
+    let mut revoked_serials = serials[..4].to_vec();
+    revoked_serials.sort();
+    assert_eq!(notified, revoked_serials);
+
+    // Statuses and rows.
+    for (i, id) in ids.iter().enumerate() {
+        let status = &api.get(&format!("certificates/{id}")).await.body["status"];
+        assert_eq!(status, if i < 4 { "Revoked" } else { "Active" }, "{id}");
+    }
+    let rows = sqlx::query(
+        "SELECT certificate_id, serial_number, issuer_id, reason FROM certificate_revocations ORDER BY certificate_id",
+    )
+    .fetch_all(server.store.pool())
+    .await
+    .unwrap();
+    let mut rows: Vec<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get(0).unwrap(),
+                r.try_get(1).unwrap(),
+                r.try_get(2).unwrap(),
+                r.try_get(3).unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    let mut wanted: Vec<(String, String, String, String)> = (0..4)
+        .map(|i| {
+            let reason = if i == 0 {
+                "keyCompromise"
+            } else {
+                "cessationOfOperation"
+            };
+            (
+                ids[i].clone(),
+                serials[i].clone(),
+                FAILING_ISSUER.to_owned(),
+                reason.to_owned(),
+            )
+        })
+        .collect();
+    wanted.sort();
+    assert_eq!(rows, wanted);
+
+    // OCSP and the CRL, as openssl reads them.
+    for name in &names[1..4] {
+        let out = ocsp(name);
+        assert!(out.contains("Response verify OK"), "{out}");
+        assert!(out.contains(&format!("{name}.pem: revoked")), "{out}");
+        assert!(out.contains("Reason: cessationOfOperation"), "{out}");
+    }
+    let out = ocsp("bystander");
+    assert!(out.contains("bystander.pem: good"), "{out}");
+    let crl = fetch_crl_of(api, &work, FAILING_ISSUER).await;
+    for serial in &serials[..4] {
+        assert!(crl.contains(&serial.to_uppercase()), "{serial}: {crl}");
+    }
+    assert!(!crl.contains(&serials[4].to_uppercase()), "{crl}");
+    for name in &names[..4] {
+        let (ok, out) = crl_verify(&work, &format!("{name}.pem"));
+        assert!(!ok && out.contains("certificate revoked"), "{name}: {out}");
+    }
+    let (ok, out) = crl_verify(&work, "bystander.pem");
+    assert!(ok, "{out}");
+
+    server.handle.stop(true).await;
+    server.arbiter.stop();
 }

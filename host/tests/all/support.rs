@@ -264,6 +264,15 @@ pub struct Resp {
 }
 
 impl Api {
+    /// A client for a server started some other way (an in-process server in a test).
+    pub fn new(base: &str, key: Option<&str>) -> Self {
+        Self {
+            base: base.to_owned(),
+            key: key.map(str::to_owned),
+            client: insecure_client(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         if path.starts_with('/') {
             format!("{}{path}", self.base)
