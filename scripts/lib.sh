@@ -56,3 +56,17 @@ ensure_postgres() {
   fi
   export CERTCTL_TEST_POSTGRES_URL="${CERTCTL_TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
 }
+
+ensure_aiosmtpd() {
+  # A Python venv with aiosmtpd, the SMTP server the e-mail notifier test
+  # (core/tests/runtime/notifiers.rs) starts. Exports its interpreter and makes the
+  # test fail, not skip, when it is missing.
+  local venv="${CERTCTL_PYENV:-$PWD/target/pyenv}"
+  if ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+    command -v python3 >/dev/null || apt_install python3
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+    "$venv/bin/pip" install -q aiosmtpd
+  fi
+  export CERTCTL_AIOSMTPD_PYTHON="$venv/bin/python"
+  export CERTCTL_REQUIRE_AIOSMTPD=1
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 /// Everything a target connector needs for one deployment.
 #[derive(Debug, Clone)]
 pub struct Deployment {
-    /// Target connector type (`nginx`, `haproxy`, …).
+    /// Target type: a built-in connector (`nginx`, `postfix`, …) or a target plugin id.
     pub target_type: String,
     /// Target id.
     pub target_id: String,
@@ -28,4 +28,8 @@ pub trait Deployer: Send + Sync {
     /// Installs the certificate; the `Ok` text is the connector's report, the `Err` text its
     /// error including command output.
     fn deploy<'a>(&'a self, d: &'a Deployment) -> BoxFuture<'a, Result<String, String>>;
+
+    /// Picks up connectors installed or changed since start (SIGHUP); `Ok` lists the
+    /// connectors now available.
+    fn reload(&self) -> BoxFuture<'_, Result<Vec<String>, String>>;
 }

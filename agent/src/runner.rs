@@ -137,13 +137,14 @@ impl Agent {
         Ok((id, key))
     }
 
-    /// Runs until SIGINT/SIGTERM.
+    /// Runs until SIGINT/SIGTERM; SIGHUP reloads the target plugins.
     pub async fn run(mut self) -> anyhow::Result<()> {
         let (agent_id, key) = self.ensure_identity().await?;
         self.client = self.client.clone().with_key(&key);
         let mut heartbeat = tokio::time::interval(self.cfg.heartbeat_interval);
         let mut poll = tokio::time::interval(self.cfg.poll_interval);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let (nudge_tx, mut nudges) = tokio::sync::mpsc::channel::<()>(8);
         let session = match crate::session::tls_config(self.cfg.ca_bundle.as_deref()) {
             Ok(tls) => Some(tokio::spawn(crate::session::run(
@@ -190,6 +191,7 @@ impl Agent {
                         Err(e) => tracing::warn!(error = %e, "poll failed"),
                     }
                 }
+                _ = hangup.recv() => self.reload_plugins().await,
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             }
@@ -199,6 +201,20 @@ impl Agent {
         }
         tracing::info!("agent stopping");
         Ok(())
+    }
+
+    /// SIGHUP: rescan the plugin directory and re-read the grants, without a restart.
+    async fn reload_plugins(&self) {
+        let Some(deployer) = &self.deployer else {
+            tracing::warn!("SIGHUP: no CERTCTL_PLUGIN_DIR, nothing to reload");
+            return;
+        };
+        match deployer.reload().await {
+            Ok(loaded) => tracing::info!(plugins = ?loaded, "SIGHUP: target plugins reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: plugin reload failed; keeping the previous plugins")
+            }
+        }
     }
 
     /// Fetches and handles the current work items once.

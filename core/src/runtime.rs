@@ -12,7 +12,8 @@
 //! - no filesystem, environment, clock-free sockets or network beyond what the
 //!   operator granted: files through the `files` interface (confined to granted
 //!   directories), commands by name through `commands` (argv from the grant),
-//!   outbound HTTP through `wasi:http` (filtered by granted hosts);
+//!   outbound HTTP through `wasi:http` and e-mail through `smtp` (both filtered by
+//!   granted hosts);
 //! - a trap, timeout or out-of-memory fails that call with a typed error and
 //!   nothing else; the next call gets a new instance.
 //!
@@ -52,6 +53,7 @@ mod issuer;
 mod manifest;
 mod notifier;
 mod plugin_set;
+mod smtp;
 mod target;
 
 use std::future::Future;
@@ -254,7 +256,8 @@ fn build_engine(config: &RuntimeConfig, pooling: bool) -> wasmtime::Result<Engin
 }
 
 /// Targets get `files` and `commands`; issuers and notifiers do not, so a server-side
-/// plugin importing them fails to link. Everyone gets WASI (with an empty context)
+/// plugin importing them fails to link. Server-side plugins get `smtp`, which refuses
+/// every call unless the manifest requests it (notifiers only) and the host is granted. Everyone gets WASI (with an empty context)
 /// and wasi:http (filtered by granted hosts, so nothing without grants).
 fn linker(engine: &Engine, target: bool) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
@@ -262,6 +265,12 @@ fn linker(engine: &Engine, target: bool) -> wasmtime::Result<Linker<HostState>> 
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::log::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
     bindings::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    if !target {
+        bindings::notifier::certctl::connector::smtp::add_to_linker::<_, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+    }
     if target {
         bindings::files::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
         bindings::commands::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;

@@ -6,4 +6,5 @@
 
 mod agent_resilience;
 mod nginx;
+mod plugin_hot_load;
 mod support;

@@ -2,8 +2,8 @@
 //! world. A new WIT version gets a new module beside these, never an edit here.
 //!
 //! The `target` world generates the shared interfaces (`types`, `log`, `files`,
-//! `commands`); `issuer` and `notifier` reuse them through `with`, and take
-//! `wasi:http` from wasmtime-wasi-http so its host implementation (and our
+//! `commands`); `issuer` and `notifier` reuse them through `with`. Every world
+//! takes `wasi:http` from wasmtime-wasi-http so its host implementation (and our
 //! outbound filter in `http.rs`) applies.
 
 #![allow(missing_docs, unreachable_pub, clippy::all)]
@@ -15,6 +15,12 @@ pub(crate) mod target {
         world: "certctl:connector/target",
         imports: { default: async },
         exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 

@@ -7,7 +7,7 @@
 //! ```toml
 //! [plugins.nginx]
 //! directories = ["/etc/nginx/certs"]
-//! hosts = []
+//! hosts = []          # outbound HTTP, and SMTP servers (`host:port`) for e-mail
 //! [plugins.nginx.commands]
 //! validate = ["nginx", "-t"]
 //! reload = ["nginx", "-s", "reload"]
@@ -57,6 +57,9 @@ pub struct EffectiveCapabilities {
     pub hosts: Vec<String>,
     /// Command name → argument vector.
     pub commands: BTreeMap<String, Vec<String>>,
+    /// Whether the `smtp` interface is usable (requested by the manifest and the
+    /// plugin has a grant); the SMTP server must still match `hosts`.
+    pub smtp: bool,
 }
 
 impl Grants {
@@ -165,6 +168,7 @@ impl Grants {
             directories,
             hosts,
             commands,
+            smtp: requested.smtp,
         }
     }
 }
@@ -238,6 +242,7 @@ mod tests {
             directories: dirs.iter().map(|s| s.to_string()).collect(),
             commands: commands.iter().map(|s| s.to_string()).collect(),
             hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            smtp: false,
         }
     }
 

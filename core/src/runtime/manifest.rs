@@ -65,6 +65,10 @@ pub struct RequestedCapabilities {
     /// the argument vector.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// Whether the plugin sends e-mail through the host's `smtp` interface
+    /// (notifiers only); the server's `host:port` must be granted in `hosts`.
+    #[serde(default)]
+    pub smtp: bool,
 }
 
 /// A parsed and checked `plugin.toml`.
@@ -169,6 +173,12 @@ impl Manifest {
                     raw.kind
                 )));
             }
+        }
+        if caps.smtp && raw.kind != PluginKind::Notifier {
+            return Err(malformed(format!(
+                "capabilities.smtp is only available to notifier plugins, not {}",
+                raw.kind
+            )));
         }
         for dir in &caps.directories {
             if dir != "*" && !Path::new(dir).is_absolute() {
@@ -337,6 +347,20 @@ config_schema = '{"type": "object", "required": ["url"]}'
             "malformed manifest /p/plugin.toml: capabilities.commands: `systemctl reload nginx` \
              must be a name like \"reload\", not a command line"
         );
+    }
+
+    #[test]
+    fn only_notifiers_may_ask_for_smtp() {
+        let text = "id = \"mail\"\nkind = \"target\"\nversion = \"0.1.0\"\nwit = \"0.1.0\"\n\
+                    [capabilities]\nsmtp = true\n";
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("capabilities.smtp is only available to notifier plugins, not target"),
+            "{err}"
+        );
+        let m = parse(&text.replace("\"target\"", "\"notifier\"")).expect("parses");
+        assert!(m.capabilities.smtp);
     }
 
     #[test]

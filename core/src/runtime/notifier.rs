@@ -12,6 +12,9 @@ use super::{Inner, LoadedPlugin, LoadedWorld};
 /// A message for a notifier plugin.
 #[derive(Debug, Clone, Default)]
 pub struct Notification {
+    /// The notification id, stable across retries (receivers deduplicate by it:
+    /// PagerDuty `dedup_key`, OpsGenie `alias`, the webhook's `X-Certctl-Delivery`).
+    pub id: String,
     /// Notification type (`expiration-warning`, `deployment-failed`, …).
     pub event: String,
     /// Subject line.
@@ -20,6 +23,11 @@ pub struct Notification {
     pub body: String,
     /// Channel or address, in the notifier's terms (may be empty).
     pub recipient: String,
+    /// Structured event data, a JSON object (`{}` or empty when there is none):
+    /// `certificate_id`, `certificate_name`, `common_name`, `serial`, `expires_at`,
+    /// `days_remaining`, `threshold_days`, `status`, `error`, `html` (body is HTML),
+    /// `text` (plain-text alternative of an HTML body), each optional.
+    pub details_json: String,
     /// The notifier's configuration object, JSON.
     pub config_json: String,
 }
@@ -77,11 +85,18 @@ impl NotifierPlugin {
         notification: Notification,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send + 'static {
         let pre = self.pre();
+        let details_json = if notification.details_json.trim().is_empty() {
+            "{}".to_string()
+        } else {
+            notification.details_json
+        };
         let notification = types::Notification {
+            id: notification.id,
             event: notification.event,
             subject: notification.subject,
             body: notification.body,
             recipient: notification.recipient,
+            details_json,
             config_json: notification.config_json,
         };
         self.runtime.call(self.plugin.clone(), move |store| {

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -116,6 +117,30 @@ impl TargetPlugin {
             Box::pin(async move {
                 let world = pre.instantiate_async(&mut *store).await?;
                 world.call_validate_config(&mut *store, &config_json).await
+            })
+        })
+    }
+
+    /// For `benches/runtime.rs`: [`TargetPlugin::validate_config`] on the same path (a
+    /// fresh store from the pre-instantiated component, on the runtime's executor),
+    /// returning how long instantiation and the call itself took. Not a stable API.
+    #[doc(hidden)]
+    pub fn timed_validate_config(
+        &self,
+        config_json: impl Into<String>,
+    ) -> impl Future<Output = Result<(Duration, Duration), RuntimeError>> + Send + 'static {
+        let pre = self.pre();
+        let config_json = config_json.into();
+        self.runtime.call(self.plugin.clone(), move |store| {
+            Box::pin(async move {
+                let started = Instant::now();
+                let world = pre.instantiate_async(&mut *store).await?;
+                let instantiated = Instant::now();
+                let result = world
+                    .call_validate_config(&mut *store, &config_json)
+                    .await?;
+                let called = Instant::now();
+                Ok(result.map(|()| (instantiated - started, called - instantiated)))
             })
         })
     }

@@ -1,8 +1,10 @@
 //! Integration tests of the WebAssembly connector runtime (feature `runtime`),
 //! driving real components built for wasm32-wasip2 (see `support.rs`).
 
+mod caddy_api;
 mod capabilities;
 mod discovery;
+mod notifiers;
 mod sandbox;
 mod support;
 mod targets;

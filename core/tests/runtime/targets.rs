@@ -274,7 +274,7 @@ async fn mail_uses_given_paths_and_its_defaults_need_a_grant() {
 }
 
 #[tokio::test]
-async fn caddy_file_mode_works_and_api_mode_is_unsupported() {
+async fn caddy_file_mode_writes_cert_and_key_and_keeps_modes_apart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let caddy = target("caddy", dir, None, None);
@@ -283,23 +283,27 @@ async fn caddy_file_mode_works_and_api_mode_is_unsupported() {
         .await
         .expect("file mode");
     assert_eq!(mode(&dir.join("key.pem")), 0o600);
-    let err = caddy
-        .deploy(request(
-            json!({"mode": "api", "admin_api": "http://localhost:2019"}),
-            LEAF,
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            RuntimeError::Connector {
-                kind: ConnectorErrorKind::Unsupported,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_eq!(read(&dir.join("cert.pem")), format!("{LEAF}{CHAIN}"));
+    // API settings in file mode, file settings in API mode: refused, not ignored
+    // (API mode itself is in caddy_api.rs).
+    for config in [
+        json!({"cert_dir": dir, "admin_api": "http://localhost:2019"}),
+        json!({"mode": "api", "cert_dir": dir}),
+        json!({"mode": "api", "admin_api": "localhost:2019"}),
+        json!({"mode": "api", "certificate_id": "a/b"}),
+    ] {
+        let err = caddy.validate_config(config.to_string()).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                RuntimeError::Connector {
+                    kind: ConnectorErrorKind::InvalidConfig,
+                    ..
+                }
+            ),
+            "{config}: {err:?}"
+        );
+    }
 }
 
 #[tokio::test]

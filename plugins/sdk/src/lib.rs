@@ -6,7 +6,9 @@
 //!   name the field;
 //! - [`deploy`]: the sequence every file-based target follows — write the files
 //!   (certificates 0644, keys 0600), run the granted `validate` command and restore
-//!   every file if it fails, then run the granted `reload` command.
+//!   every file if it fails, then run the granted `reload` command;
+//! - [`http`]: one request through `wasi:http` (filtered by the operator's host
+//!   grants), for targets configured through an HTTP API.
 //!
 //! A third-party plugin does not need this crate: `plugins/template` shows the
 //! same thing with wit-bindgen alone.
@@ -22,8 +24,11 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "export_target",
         default_bindings_module: "certctl_plugin_sdk::bindings",
+        generate_all,
     });
 }
+
+pub mod http;
 
 pub use bindings::certctl::connector::types::ErrorKind;
 pub use bindings::certctl::connector::{commands, files, log};

@@ -18,6 +18,9 @@
 wit_bindgen::generate!({
     path: "../../wit/v0.1.0",
     world: "certctl:connector/target",
+    // Also bind the WASI interfaces the world imports (wasi:http, for targets with
+    // an HTTP API); a component imports only what it uses.
+    generate_all,
 });
 
 // The world's `use types.{…}` brings ConnectorError, DeployRequest, DeployResult,
