@@ -1,7 +1,9 @@
 //! The native ACME issuer (RFC 8555) on top of `instant-acme`: account registration (with
 //! optional External Account Binding), the account key persisted 0600 in the data dir,
 //! HTTP-01 through a built-in challenge responder, DNS-01 through operator scripts, order
-//! polling with bounded backoff and a deadline, chain download and revocation.
+//! polling with bounded backoff and a deadline, chain download and revocation. When the
+//! directory offers them: ACME Renewal Information (RFC 9773: the suggested renewal window,
+//! and `replaces` on the renewal's newOrder) and certificate profiles (`profile` on newOrder).
 //!
 //! Settings come from the issuer config JSON; `CERTCTL_ACME_*` environment variables supply
 //! defaults for settings the config leaves out.
@@ -16,15 +18,16 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy, RevocationReason,
-    RevocationRequest,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    RevocationReason, RevocationRequest,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::issuer::{
     ConnectorContext, ConnectorError, IssuanceRequest, IssuanceResult, IssuerConnector,
+    RenewalWindow,
 };
 
 /// How a challenge is answered.
@@ -72,7 +75,7 @@ pub struct AcmeConfig {
     pub eab_hmac_key: Option<String>,
     /// PEM file with the ACME server's TLS root (private ACME servers).
     pub ca_bundle_path: Option<PathBuf>,
-    /// Profile to request on newOrder when the directory advertises it.
+    /// Profile to request on newOrder; the directory must advertise it.
     pub profile: Option<String>,
     /// Script that publishes a DNS TXT record.
     pub dns_present_script: Option<PathBuf>,
@@ -489,18 +492,49 @@ impl AcmeIssuer {
                 Err(_) => Identifier::Dns(n.clone()),
             })
             .collect();
-        let mut new_order = NewOrder::new(&identifiers);
-        if let Some(p) = &self.config.profile {
-            if account.profiles().any(|m| m.name == p.as_str()) {
-                new_order = new_order.profile(p);
-            } else {
-                tracing::warn!(directory = %self.config.directory_url, profile = %p, "the ACME directory does not advertise this profile; ordering without one");
-            }
+        let profile = self.config.profile.as_deref();
+        if let Some(p) = profile
+            && !account.profiles().any(|m| m.name == p)
+        {
+            let offered: Vec<&str> = account.profiles().map(|m| m.name).collect();
+            return Err(ConnectorError::Config(format!(
+                "profile \"{p}\" is not offered by the ACME server {} (it advertises {})",
+                self.config.directory_url,
+                if offered.is_empty() {
+                    "no profiles".to_owned()
+                } else {
+                    offered.join(", ")
+                }
+            )));
         }
-        let mut order = account
-            .new_order(&new_order)
-            .await
-            .map_err(|e| self.acme_error("newOrder", e))?;
+        let new_order = || {
+            let o = NewOrder::new(&identifiers);
+            match profile {
+                Some(p) => o.profile(p),
+                None => o,
+            }
+        };
+        let replaces = req.replaces_der.as_deref().and_then(ari_id);
+        let mut order = match replaces {
+            None => account.new_order(&new_order()).await,
+            Some(id) => match account.new_order(&new_order().replaces(id.clone())).await {
+                Ok(o) => Ok(o),
+                // No renewal information at this CA: an ordinary order.
+                Err(instant_acme::Error::Unsupported(_)) => account.new_order(&new_order()).await,
+                // Refused (e.g. alreadyReplaced after a retried job, or a predecessor from
+                // another CA) or not reflected by the CA: `replaces` is advisory, so order
+                // without it rather than fail the renewal.
+                Err(e)
+                    if matches!(&e, instant_acme::Error::Api(p) if p.status.is_some_and(|s| (400..500).contains(&s) && s != 429))
+                        || e.to_string().contains("replaces") =>
+                {
+                    tracing::warn!(directory = %self.config.directory_url, replaces = %id, error = %e, "newOrder with replaces failed; ordering without it");
+                    account.new_order(&new_order()).await
+                }
+                Err(e) => Err(e),
+            },
+        }
+        .map_err(|e| self.acme_error("newOrder", e))?;
 
         let http = self.config.challenge_type == ChallengeKind::Http01;
         let guard = if http {
@@ -667,6 +701,19 @@ impl AcmeIssuer {
     }
 }
 
+/// The certificate's ARI id (RFC 9773 §4.1); `None` when it has no Authority Key Identifier
+/// or does not parse.
+pub fn ari_id(cert_der: &[u8]) -> Option<CertificateIdentifier<'static>> {
+    let cert = rustls_pki_types::CertificateDer::from(cert_der);
+    match CertificateIdentifier::try_from(&cert) {
+        Ok(id) => Some(id.into_owned()),
+        Err(e) => {
+            tracing::debug!(error = %e, "no ARI id for this certificate");
+            None
+        }
+    }
+}
+
 /// Writes `bytes` to `path` readable only by the owner (0600), creating parent dirs.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
@@ -781,6 +828,38 @@ impl IssuerConnector for AcmeIssuer {
                     ))
                 })?;
             self.revoke_der(&der, reason_text).await
+        })
+    }
+
+    fn renewal_window<'a>(
+        &'a self,
+        cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<RenewalWindow>, ConnectorError>> {
+        Box::pin(async move {
+            let Some(id) = ari_id(cert_der) else {
+                return Ok(None);
+            };
+            let account = self.account().await?;
+            match account.renewal_info(&id).await {
+                Ok((info, retry_after)) => Ok(Some(RenewalWindow {
+                    certificate_id: id.to_string(),
+                    start: info.suggested_window.start,
+                    end: info.suggested_window.end,
+                    retry_after: Some(retry_after),
+                    explanation_url: info.explanation_url,
+                })),
+                // The directory has no renewalInfo, or the CA does not know the certificate.
+                Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+                Err(instant_acme::Error::Api(p)) if p.status == Some(404) => Ok(None),
+                // instant-acme checks for Retry-After before the status, so this is how an
+                // error answer without one arrives — typically the CA's 404 for a
+                // certificate it does not know (Boulder and Pebble send none there).
+                Err(instant_acme::Error::Str(m)) if m.contains("Retry-After") => {
+                    tracing::debug!(directory = %self.config.directory_url, ari_id = %id, "renewalInfo answered without Retry-After (not found?)");
+                    Ok(None)
+                }
+                Err(e) => Err(self.acme_error(&format!("renewalInfo for {id}"), e)),
+            }
         })
     }
 
@@ -924,5 +1003,38 @@ mod tests {
             err(serde_json::json!({"directory_url": d, "http01_listen": "nope"}))
                 .contains("http01_listen")
         );
+    }
+
+    /// RFC 9773 §4.1's example: AKI 69:88:5B:…:C8:D4 and serial 00:87:65:43:21 give
+    /// `aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE`.
+    #[test]
+    fn ari_id_matches_the_rfc_example() {
+        let aki = vec![
+            0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+            0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4,
+        ];
+        let mut ca_params = rcgen::CertificateParams::default();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(aki);
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let mut leaf =
+            rcgen::CertificateParams::new(vec!["ari.example".to_owned()]).expect("params");
+        leaf.serial_number = Some(rcgen::SerialNumber::from(vec![
+            0x00, 0x87, 0x65, 0x43, 0x21,
+        ]));
+        leaf.use_authority_key_identifier_extension = true;
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let cert = leaf.signed_by(&leaf_key, &ca).expect("signed");
+        let id = ari_id(cert.der()).expect("has an AKI");
+        assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+
+        // Without an Authority Key Identifier there is no ARI id (and no ARI).
+        let plain = rcgen::CertificateParams::new(vec!["plain.example".to_owned()])
+            .expect("params")
+            .self_signed(&leaf_key)
+            .expect("self-signed");
+        assert!(ari_id(plain.der()).is_none());
+        assert!(ari_id(b"not a certificate").is_none());
     }
 }

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod health;
 pub mod issuers;
 pub mod jobs;
+pub mod notifications;
 pub mod openapi;
 pub mod rate_limit;
 pub mod records;
@@ -35,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/check", web::get().to(auth::check))
         .route("/openapi.json", web::get().to(openapi::document))
         .configure(revocation::configure)
-        .configure(crate::plugins::configure);
+        .configure(crate::plugins::configure)
+        .configure(notifications::configure);
     for spec in RESOURCES {
         let collection = if spec.writable {
             web::resource("")
@@ -57,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "jobs" => jobs::configure,
             "agents" => agents::configure,
             "issuers" => issuers::configure,
+            "notifications" => notifications::configure_items,
             _ => |_| {},
         };
         v1 = v1.service(

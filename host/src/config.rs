@@ -207,6 +207,9 @@ pub struct Config {
     /// WebAssembly connectors: plugin directory, grants file, limits.
     #[command(flatten)]
     pub plugins: crate::plugins::PluginSettings,
+    /// Notification channels (SMTP, webhook, Slack, Teams, PagerDuty, OpsGenie), routes, digest.
+    #[command(flatten)]
+    pub notifications: crate::notifier::channels::NotificationSettings,
     /// Directory of the built web dashboard, served at `/` (default `web/dist`, relative to the working directory).
     #[arg(long, env = "CERTCTL_WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,

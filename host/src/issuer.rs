@@ -36,6 +36,24 @@ pub struct IssuanceRequest {
     pub crl_url: Option<String>,
     /// Embed an OCSP responder URL (absent for short-lived certificates).
     pub ocsp_url: Option<String>,
+    /// Renewals: the leaf (DER) of the version being replaced, so CAs that link a renewal to
+    /// its predecessor (ACME ARI `replaces`) can do so. `None` for first issuances.
+    pub replaces_der: Option<Vec<u8>>,
+}
+
+/// A renewal window suggested by the CA (ACME Renewal Information, RFC 9773).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    /// The certificate's ARI id (`base64url(AKI keyIdentifier) "." base64url(serial)`).
+    pub certificate_id: String,
+    /// Renew no earlier than this.
+    pub start: OffsetDateTime,
+    /// Renew before this.
+    pub end: OffsetDateTime,
+    /// How long the CA asks clients to wait before asking again (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
+    /// Why the window is what it is (CA's explanation page), when given.
+    pub explanation_url: Option<String>,
 }
 
 /// A signed certificate as the pipeline stores it.
@@ -129,6 +147,17 @@ pub trait IssuerConnector: Send + Sync + 'static {
                 "order status for {order_id}"
             )))
         })
+    }
+
+    /// The CA's suggested renewal window for a certificate it issued (leaf DER). `Ok(None)`
+    /// when the CA offers none (no renewal-information support, or the certificate is unknown
+    /// to it); the renewal check then falls back to the policy thresholds. Issuers without
+    /// such a service keep this default.
+    fn renewal_window<'a>(
+        &'a self,
+        _cert_der: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<RenewalWindow>, ConnectorError>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// The issuing CA chain (PEM), for `GET /issuers/{id}/ca` and trust bundles.

@@ -279,6 +279,18 @@ impl Pipeline {
         actor: &Actor,
         trigger: &str,
     ) -> Result<Job, PipelineError> {
+        self.request_renewal_with(certificate_id, actor, json!({"trigger": trigger}))
+            .await
+    }
+
+    /// [`Pipeline::request_renewal`] with the audit details of the new job spelled out (the
+    /// renewal check records why it renews: `{"trigger": "ari", "window_start": …}`).
+    pub async fn request_renewal_with(
+        &self,
+        certificate_id: &str,
+        actor: &Actor,
+        details: Value,
+    ) -> Result<Job, PipelineError> {
         let certificate = certificates::get(&self.store, certificate_id)
             .await?
             .ok_or_else(|| {
@@ -318,7 +330,7 @@ impl Pipeline {
             },
             &self.now_text(),
             actor,
-            json!({"trigger": trigger}),
+            details,
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
@@ -326,6 +338,22 @@ impl Pipeline {
         jobs::get(&self.store, &id)
             .await?
             .ok_or(PipelineError::NotFound(id))
+    }
+
+    /// The leaf (DER) of a certificate's newest version, if it has one.
+    pub async fn current_leaf_der(&self, certificate_id: &str) -> Option<Vec<u8>> {
+        let versions = match certificates::versions(&self.store, certificate_id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%certificate_id, error = %e, "could not load the current version");
+                return None;
+            }
+        };
+        let chain = versions.into_iter().next()?.pem_chain;
+        x509_parser::pem::Pem::iter_from_buffer(chain.as_bytes())
+            .next()?
+            .ok()
+            .map(|p| p.contents)
     }
 
     /// The agent that holds keys for a certificate: the agent of its first mapped target.
@@ -652,6 +680,11 @@ impl Pipeline {
             not_after,
             crl_url,
             ocsp_url,
+            replaces_der: if job.job_type == "Renewal" {
+                self.current_leaf_der(&certificate.id).await
+            } else {
+                None
+            },
         };
         let addr = match self
             .registry
@@ -787,11 +820,12 @@ impl Pipeline {
     ) -> Result<(), StoreError> {
         let now = self.now_text();
         for v in violations {
+            let pv_id = records::new_id("pv");
             let mut pv = crate::store::sql::Sql::new(
                 self.store.dialect(),
                 "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (",
             );
-            pv.bind_text(records::new_id("pv"))
+            pv.bind_text(pv_id.clone())
                 .push(", ")
                 .bind_text(certificate_id)
                 .push(", ")
@@ -804,6 +838,18 @@ impl Pipeline {
                 .bind_text(now.clone())
                 .push(")");
             pv.query().execute(self.store.pool()).await?;
+            let n = NewNotification {
+                notification_type: "PolicyViolation",
+                certificate_id: Some(certificate_id),
+                channel: "email",
+                recipient: None,
+                message: format!(
+                    "Certificate {certificate_id} violates policy {} ({}): {}; issuance refused",
+                    v.rule_id, v.severity, v.message
+                ),
+                dedup_key: Some(format!("policy-violation:{pv_id}")),
+            };
+            notifications::enqueue(&self.store, &n, &now).await?;
         }
         Ok(())
     }

@@ -50,6 +50,9 @@ pub struct PluginRegistry {
     runtime: Option<PluginRuntime>,
     dir: PathBuf,
     grants_file: Option<PathBuf>,
+    /// Grants implied by the server's own configuration (the hosts of configured
+    /// notification channels), added to the grants file's at every load.
+    implicit: Grants,
     state: RwLock<Arc<Snapshot>>,
 }
 
@@ -73,6 +76,12 @@ impl PluginRegistry {
     /// Builds the runtime and loads the plugin directory. Never fails: problems are
     /// logged and listed by the API.
     pub async fn start(settings: &PluginSettings, data_dir: &Path) -> Self {
+        Self::start_with(settings, data_dir, Grants::default()).await
+    }
+
+    /// [`PluginRegistry::start`] with grants implied by the configuration (merged with
+    /// the grants file's, now and at every reload).
+    pub async fn start_with(settings: &PluginSettings, data_dir: &Path, implicit: Grants) -> Self {
         let dir = settings
             .plugin_dir
             .clone()
@@ -94,6 +103,7 @@ impl PluginRegistry {
             runtime,
             dir,
             grants_file: settings.plugin_grants.clone(),
+            implicit,
             state: RwLock::new(Arc::new(Snapshot {
                 set: None,
                 loaded_at: now(),
@@ -105,7 +115,7 @@ impl PluginRegistry {
             let grants = registry.read_grants().unwrap_or_else(|e| {
                 tracing::error!(error = %e, "plugin grants not readable; granting nothing");
                 problems.push(e.to_string());
-                Grants::default()
+                registry.implicit.clone()
             });
             match registry.load(grants).await {
                 Ok(set) => registry.install(Some(set), problems),
@@ -139,10 +149,14 @@ impl PluginRegistry {
     }
 
     fn read_grants(&self) -> Result<Grants, RuntimeError> {
-        match &self.grants_file {
-            Some(path) => Grants::load(path),
-            None => Ok(Grants::default()),
-        }
+        let file = match &self.grants_file {
+            Some(path) => Grants::load(path)?,
+            None => Grants::default(),
+        };
+        Ok(crate::notifier::channels::merge_grants(
+            file,
+            &self.implicit,
+        ))
     }
 
     async fn load(&self, grants: Grants) -> Result<PluginSet, RuntimeError> {
@@ -177,6 +191,21 @@ impl PluginRegistry {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Ids of the loaded plugins of `kind` (`"target"`, `"issuer"`, `"notifier"`), sorted.
+    pub fn loaded_ids(&self, kind: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .current()
+            .iter()
+            .flat_map(|set| set.entries())
+            .filter(|e| {
+                e.is_loaded() && e.manifest.as_ref().is_some_and(|m| m.kind.as_str() == kind)
+            })
+            .map(|e| e.id())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The body of `GET /api/v1/plugins`.

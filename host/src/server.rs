@@ -31,7 +31,8 @@ use crate::domain::audit::Actor;
 use crate::domain::issuer;
 use crate::domain::job_state::JobEvent;
 use crate::issuer::{ConnectorContext, ConnectorTypes};
-use crate::notifier::Notifiers;
+use crate::notifier::NotificationService;
+use crate::notifier::digest::DigestLoop;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::pki::local_ca::LocalCa;
 use crate::revocation::RevocationService;
@@ -81,6 +82,9 @@ pub enum StartError {
     /// Seeding the Local CA issuer or recovering jobs failed.
     #[error("startup: {0}")]
     Seed(StoreError),
+    /// A notification channel is misconfigured or its plugin is missing.
+    #[error("notifications: {0}")]
+    Notifications(#[from] crate::notifier::channels::ChannelError),
 }
 
 fn cors(origins: &str) -> Cors {
@@ -239,7 +243,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &config.revocation,
         &config.data_dir,
     ));
-    let loops = start_loops(&config, &pipeline, &revocation);
+    let channels = config.notifications.channels()?;
+    let plugins = Arc::new(
+        crate::plugins::PluginRegistry::start_with(
+            &config.plugins,
+            &config.data_dir,
+            crate::notifier::channels::implicit_grants(&channels),
+        )
+        .await,
+    );
+    let notifications = web::Data::new(
+        NotificationService::setup(
+            &config.notifications,
+            plugins.clone(),
+            &store,
+            clock.clone(),
+        )
+        .await?,
+    );
+    let loops = start_loops(&config, &pipeline, &revocation, &notifications);
     let resume = revocation.clone();
     tokio::spawn(async move {
         match resume.resume_bulk().await {
@@ -315,9 +337,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .filter(|t| !t.is_empty()),
     });
 
-    let plugins = web::Data::new(
-        crate::plugins::PluginRegistry::start(&config.plugins, &config.data_dir).await,
-    );
+    let plugins = web::Data::from(plugins);
     let web_dir = web::Data::new(crate::api::dashboard::WebDir(config.web_dir.clone()));
     if crate::api::dashboard::is_built(&config.web_dir) {
         tracing::info!(web_dir = %config.web_dir.display(), "serving the web dashboard at /");
@@ -331,6 +351,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .app_data(state.clone())
             .app_data(web_dir.clone())
             .app_data(plugins.clone())
+            .app_data(notifications.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crate::api::configure)
             .wrap(from_fn(crate::api::auth::authenticate))
@@ -386,15 +407,16 @@ fn start_loops(
     config: &Config,
     pipeline: &Arc<Pipeline>,
     revocation: &Arc<RevocationService>,
+    notifications: &NotificationService,
 ) -> Vec<(&'static str, Addr<LoopActor>)> {
     let p = pipeline.clone();
-    let tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
+    let mut tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
         (
             Arc::new(JobProcessor(p.clone())),
             config.job_processor_interval,
         ),
         (
-            Arc::new(RenewalCheck(p.clone())),
+            Arc::new(RenewalCheck::new(p.clone())),
             config.renewal_check_interval,
         ),
         (Arc::new(JobRetry(p.clone())), config.job_retry_interval),
@@ -416,7 +438,8 @@ fn start_loops(
         (
             Arc::new(NotificationProcessor {
                 pipeline: p.clone(),
-                notifiers: Notifiers::default(),
+                notifiers: notifications.notifiers.clone(),
+                concurrency: notifications.concurrency,
             }),
             config.notification_process_interval,
         ),
@@ -433,12 +456,26 @@ fn start_loops(
             config.revocation.crl_generation_interval,
         ),
     ];
+    if config.notifications.digest_enabled {
+        if !notifications.digest.can_send() {
+            tracing::warn!(
+                "CERTCTL_DIGEST_ENABLED is set but no email channel is configured (CERTCTL_SMTP_HOST); scheduled digests will fail"
+            );
+        }
+        tasks.push((
+            Arc::new(DigestLoop::new(notifications.digest.clone())),
+            config.notifications.digest_interval,
+        ));
+    }
     let mut loops = Vec::new();
     for (task, interval) in tasks {
         let name = task.name();
         let addr = LoopActor::new(task, interval).start();
         if name == "job_processor" {
             pipeline.set_processor(addr.clone());
+        }
+        if name == "notification_processor" {
+            notifications.set_processor(addr.clone());
         }
         loops.push((name, addr));
     }

@@ -98,6 +98,8 @@ fn is_connection_class(db: &dyn sqlx::error::DatabaseError) -> bool {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// Which channels new notifications fan out to (set once the notifiers are configured).
+    routing: std::sync::Arc<std::sync::RwLock<std::sync::Arc<notifications::Routing>>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -147,7 +149,11 @@ impl Store {
         if dialect == Dialect::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
-        let store = Self { pool, dialect };
+        let store = Self {
+            pool,
+            dialect,
+            routing: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -192,6 +198,23 @@ impl Store {
                 "no answer within {} ms",
                 budget.as_millis()
             ))),
+        }
+    }
+
+    /// Sets the channels new notifications fan out to (every clone of this store sees it).
+    pub fn set_notification_routing(&self, routing: notifications::Routing) {
+        let routing = std::sync::Arc::new(routing);
+        match self.routing.write() {
+            Ok(mut guard) => *guard = routing,
+            Err(poisoned) => *poisoned.into_inner() = routing,
+        }
+    }
+
+    /// The channels new notifications fan out to.
+    pub fn notification_routing(&self) -> std::sync::Arc<notifications::Routing> {
+        match self.routing.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::issuer::{
     ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult,
-    IssuerConnector,
+    IssuerConnector, RenewalWindow,
 };
 
 /// What the actor is built from (kept to rebuild the connector on restart).
@@ -222,6 +222,35 @@ impl Handler<Revoke> for IssuerActor {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|_| Err(ConnectorError::Crashed("panic in revoke".into())))
+        })
+    }
+}
+
+/// Asks the CA for its suggested renewal window of a certificate (leaf DER); see
+/// [`IssuerConnector::renewal_window`]. Runs under the issuer's concurrency bound; a
+/// panicking connector fails only this call.
+#[derive(Message)]
+#[rtype(result = "Result<Option<RenewalWindow>, ConnectorError>")]
+pub struct GetRenewalWindow {
+    /// Leaf certificate, DER.
+    pub cert_der: Vec<u8>,
+}
+
+impl Handler<GetRenewalWindow> for IssuerActor {
+    type Result = ResponseFuture<Result<Option<RenewalWindow>, ConnectorError>>;
+    fn handle(&mut self, msg: GetRenewalWindow, _ctx: &mut Context<Self>) -> Self::Result {
+        let connector = self.connector.clone();
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let connector = connector?;
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
+            AssertUnwindSafe(connector.renewal_window(&msg.cert_der))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(ConnectorError::Crashed("panic in renewal_window".into())))
         })
     }
 }

@@ -1,24 +1,55 @@
 //! Renewal check loop: for every issued certificate, sends one expiry warning per crossed
 //! alert threshold (never repeated), moves Active → Expiring → Expired, and opens a renewal
-//! job inside the renewal window unless one is already open.
+//! job when renewal is due unless one is already open.
+//!
+//! When renewal is due: if the certificate's issuer suggests a renewal window (ACME ARI,
+//! RFC 9773), at a point inside that window; otherwise (no renewal information, the CA does
+//! not know the certificate, or it failed) when the policy's renewal window is reached. The
+//! job's audit event records which (`trigger`: `ari` or `threshold`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 
+use super::issuer_actor::GetRenewalWindow;
+use super::issuer_registry::Lookup;
 use super::scheduler::LoopTask;
 use crate::domain::audit::Actor;
 use crate::domain::renewal::{self, DEFAULT_RENEWAL_WINDOW_DAYS, DEFAULT_THRESHOLDS, ExpiryStatus};
 use crate::domain::renewal_policy;
+use crate::issuer::RenewalWindow;
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::store::certificates::Certificate;
 use crate::store::notifications::{self, NewNotification};
 use crate::store::{StoreError, certificates, jobs, records};
 
+/// How long one renewal-window question to an issuer may take before the check falls back
+/// to the thresholds for that certificate.
+const ARI_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The loop task.
 #[derive(Debug)]
-pub struct RenewalCheck(pub Arc<Pipeline>);
+pub struct RenewalCheck {
+    pipeline: Arc<Pipeline>,
+    /// Renewal windows by certificate id, kept until the CA's `Retry-After` so the CA is not
+    /// asked on every pass.
+    windows: Mutex<HashMap<String, CachedWindow>>,
+}
+
+/// What an issuer last said about a certificate's renewal window.
+#[derive(Debug, Clone)]
+struct CachedWindow {
+    /// Which issuer and which certificate version it was about.
+    issuer_id: String,
+    expires_at: String,
+    fetched_at: OffsetDateTime,
+    next_poll: OffsetDateTime,
+    window: Option<RenewalWindow>,
+}
 
 /// Thresholds, window and auto-renew of a renewal policy (defaults when none).
 #[derive(Debug, Clone)]
@@ -39,6 +70,76 @@ impl Default for PolicyView {
 }
 
 impl RenewalCheck {
+    /// The check for a pipeline.
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        Self {
+            pipeline,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The issuer's suggested renewal window for the certificate's current version, from
+    /// the cache while it is fresh. `None`: fall back to the thresholds.
+    async fn renewal_window(
+        &self,
+        cert: &Certificate,
+        expires_at: &str,
+        now: OffsetDateTime,
+    ) -> Option<RenewalWindow> {
+        let issuer_id = cert.issuer_id.as_deref()?;
+        if let Ok(cache) = self.windows.lock()
+            && let Some(c) = cache.get(&cert.id)
+            && c.issuer_id == issuer_id
+            && c.expires_at == expires_at
+            && c.fetched_at <= now
+            && now < c.next_poll
+        {
+            return c.window.clone();
+        }
+        let p = &self.pipeline;
+        let actor = p.registry.send(Lookup(issuer_id.to_owned())).await.ok()??;
+        let (window, next_poll) = match p.current_leaf_der(&cert.id).await {
+            None => (None, renewal::ari_next_poll(now, None)),
+            Some(cert_der) => {
+                let asked =
+                    tokio::time::timeout(ARI_TIMEOUT, actor.send(GetRenewalWindow { cert_der }))
+                        .await;
+                match asked {
+                    Ok(Ok(Ok(Some(w)))) => {
+                        let next = renewal::ari_next_poll(now, w.retry_after);
+                        (Some(w), next)
+                    }
+                    Ok(Ok(Ok(None))) => (None, renewal::ari_next_poll(now, None)),
+                    failed => {
+                        let error = match failed {
+                            Ok(Ok(Err(e))) => e.to_string(),
+                            Ok(Err(e)) => format!("issuer actor: {e}"),
+                            _ => format!("no answer within {ARI_TIMEOUT:?}"),
+                        };
+                        tracing::warn!(certificate_id = %cert.id, %issuer_id, %error, "renewal window unavailable; using the policy thresholds");
+                        (
+                            None,
+                            renewal::ari_next_poll(now, Some(Duration::from_secs(3600))),
+                        )
+                    }
+                }
+            }
+        };
+        if let Ok(mut cache) = self.windows.lock() {
+            cache.insert(
+                cert.id.clone(),
+                CachedWindow {
+                    issuer_id: issuer_id.to_owned(),
+                    expires_at: expires_at.to_owned(),
+                    fetched_at: now,
+                    next_poll,
+                    window: window.clone(),
+                },
+            );
+        }
+        window
+    }
+
     async fn policy(
         &self,
         cache: &mut HashMap<String, PolicyView>,
@@ -50,7 +151,7 @@ impl RenewalCheck {
         if let Some(p) = cache.get(id) {
             return Ok(p.clone());
         }
-        let view = match records::get(&self.0.store, &renewal_policy::SPEC, id).await {
+        let view = match records::get(&self.pipeline.store, &renewal_policy::SPEC, id).await {
             Ok(r) => PolicyView {
                 thresholds: r
                     .get("alert_thresholds_days")
@@ -72,7 +173,7 @@ impl RenewalCheck {
 
     /// One pass over all issued certificates; returns (warnings sent, status changes, renewals opened).
     pub async fn run_once(&self) -> Result<(usize, usize, usize), String> {
-        let p = &self.0;
+        let p = &self.pipeline;
         let now = p.clock.now();
         let now_text = p.clock.now_text();
         let certs = certificates::with_status(
@@ -89,6 +190,12 @@ impl RenewalCheck {
         .map_err(|e| e.to_string())?;
         let mut cache = HashMap::new();
         let (mut warned, mut changed, mut renewals) = (0, 0, 0);
+        if let Ok(mut windows) = self.windows.lock() {
+            // Forget certificates that left the checked statuses (archived, revoked, deleted).
+            let checked: std::collections::HashSet<&str> =
+                certs.iter().map(|c| c.id.as_str()).collect();
+            windows.retain(|id, _| checked.contains(id.as_str()));
+        }
         for cert in certs {
             let Some(expires_at) = cert.expires_at.as_deref() else {
                 continue;
@@ -149,13 +256,39 @@ impl RenewalCheck {
             {
                 changed += 1;
             }
-            if a.renewal_due && policy.auto_renew && cert.status != "RenewalInProgress" {
+            if !policy.auto_renew || cert.status == "RenewalInProgress" {
+                continue;
+            }
+            // An expired certificate is renewed whatever the CA suggests.
+            let window = if a.status == ExpiryStatus::Expired {
+                None
+            } else {
+                self.renewal_window(&cert, expires_at, now).await
+            };
+            let (due, details) = match &window {
+                Some(w) => {
+                    let at = renewal::ari_renewal_time(w.start, w.end, &w.certificate_id);
+                    let text = certctl_core::timestamp::format;
+                    (
+                        now >= at,
+                        json!({
+                            "trigger": "ari",
+                            "ari_certificate_id": w.certificate_id,
+                            "window_start": text(w.start),
+                            "window_end": text(w.end),
+                            "renew_at": text(at),
+                        }),
+                    )
+                }
+                None => (a.renewal_due, json!({"trigger": "threshold"})),
+            };
+            if due {
                 let open = jobs::open_for_certificate(&p.store, &cert.id, &["Issuance", "Renewal"])
                     .await
                     .map_err(|e| e.to_string())?;
                 if open.is_none() {
                     match p
-                        .request_renewal(&cert.id, &Actor::system(), "threshold")
+                        .request_renewal_with(&cert.id, &Actor::system(), details)
                         .await
                     {
                         Ok(job) => {

@@ -26,6 +26,41 @@ pub struct RouteDoc {
 /// Every non-generic route registered in [`super::configure`].
 pub const EXTRA_ROUTES: &[RouteDoc] = &[
     RouteDoc {
+        method: "post",
+        path: "/api/v1/notifications/{id}/read",
+        summary: "Mark a notification read",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/notifications/{id}/requeue",
+        summary: "Requeue a Failed or DeadLetter notification (attempts reset, due now; 409 otherwise)",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/notifiers",
+        summary: "Configured notification channels (secrets redacted), their plugins, granted hosts and routes",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "get",
+        path: "/api/v1/digest/preview",
+        summary: "The certificate digest as HTML (text/html)",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
+        method: "post",
+        path: "/api/v1/digest/send",
+        summary: "Send the digest through the email channel now (503 without one)",
+        authenticated: true,
+        success: 200,
+    },
+    RouteDoc {
         method: "get",
         path: "/api/v1/plugins",
         summary: "WebAssembly connectors: manifest, requested and granted capabilities, config schema, load error",
@@ -265,6 +300,10 @@ fn schema_for(kind: FieldKind) -> Value {
         FieldKind::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
         FieldKind::Bool => json!({"type": "boolean"}),
         FieldKind::Enum(values) => json!({"type": "string", "enum": values}),
+        // Without `enum`: plugin ids are accepted too. `document` lists the loaded ones.
+        FieldKind::Connector { builtin, .. } => {
+            json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$", "examples": builtin})
+        }
         FieldKind::Timestamp => json!({"type": "string", "format": "date-time"}),
         FieldKind::StringList => json!({"type": "array", "items": {"type": "string"}}),
         FieldKind::IntList => json!({"type": "array", "items": {"type": "integer"}}),
@@ -447,9 +486,31 @@ pub fn build() -> Value {
     })
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn document() -> HttpResponse {
-    HttpResponse::Ok().json(build())
+/// `GET /api/v1/openapi.json`. Connector-type fields list their built-in types and the
+/// plugins loaded now as `enum`, so the dashboard offers a plugin right after a reload.
+pub async fn document(
+    plugins: Option<actix_web::web::Data<crate::plugins::PluginRegistry>>,
+) -> HttpResponse {
+    let mut doc = build();
+    for spec in RESOURCES {
+        for field in spec.fields {
+            if let FieldKind::Connector {
+                builtin,
+                plugin_kind,
+            } = field.kind
+            {
+                let mut values: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+                for id in plugins.iter().flat_map(|p| p.loaded_ids(plugin_kind)) {
+                    if !values.contains(&id) {
+                        values.push(id);
+                    }
+                }
+                doc["components"]["schemas"][schema_name(spec)]["properties"][field.name]["enum"] =
+                    json!(values);
+            }
+        }
+    }
+    HttpResponse::Ok().json(doc)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::auth::principal;
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use crate::domain::listing::{self, Paging};
-use crate::domain::resource::{DeleteMode, ResourceSpec};
+use crate::domain::resource::{DeleteMode, FieldError, FieldKind, ResourceSpec};
 use crate::domain::{certificate, issuer, job};
 use crate::store::records;
 
@@ -98,6 +98,7 @@ pub async fn create(
     let spec = spec(&req)?;
     let body = parse_json(&body)?;
     let mut values = spec.validate_create(&body)?;
+    check_connectors(&req, spec, &values)?;
     let id = match body.get("id") {
         None | Some(Value::Null) => records::new_id(spec.id_prefix),
         Some(Value::String(id)) => {
@@ -133,6 +134,7 @@ pub async fn update(
     let body = parse_json(&body)?;
     let current = records::get(&state.store, spec, &id).await?;
     let changes = spec.validate_update(&body, &current)?;
+    check_connectors(&req, spec, &changes)?;
     if spec.path == issuer::SPEC.path {
         let mut merged = current.clone();
         merged.extend(changes.clone());
@@ -166,6 +168,46 @@ pub async fn delete(
     records::delete(&state.store, spec, &id, &now, &principal(&req).actor).await?;
     changed(&state, spec);
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A connector type that is not built in must be the id of a plugin of its kind that the
+/// server has loaded (`GET /api/v1/plugins`; copy it in and `POST /api/v1/plugins/reload`).
+fn check_connectors(
+    req: &HttpRequest,
+    spec: &ResourceSpec,
+    values: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    for field in spec.fields {
+        let FieldKind::Connector {
+            builtin,
+            plugin_kind,
+        } = field.kind
+        else {
+            continue;
+        };
+        let Some(value) = values.get(field.name).and_then(Value::as_str) else {
+            continue;
+        };
+        if builtin.contains(&value) {
+            continue;
+        }
+        let loaded = req
+            .app_data::<web::Data<crate::plugins::PluginRegistry>>()
+            .map(|registry| registry.loaded_ids(plugin_kind))
+            .unwrap_or_default();
+        if !loaded.iter().any(|id| id == value) {
+            return Err(FieldError::new(
+                field.name,
+                format!(
+                    "unknown value \"{value}\" (allowed: {}, or the id of a loaded {plugin_kind} plugin: {})",
+                    builtin.join(", "),
+                    if loaded.is_empty() { "none loaded".to_owned() } else { loaded.join(", ") }
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Lets the parts of the system that cache a resource know it changed.

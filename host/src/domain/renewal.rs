@@ -76,6 +76,42 @@ pub fn warning_dedup_key(certificate_id: &str, not_after: &str, threshold_days: 
     format!("expiry:{certificate_id}:{not_after}:{threshold_days}")
 }
 
+/// How often to ask a CA for a renewal window when it gives no `Retry-After` (RFC 9773 §4.3
+/// suggests polling a few times a day).
+pub const ARI_DEFAULT_POLL: Duration = Duration::hours(6);
+/// Bounds on a CA's `Retry-After`: never hammer it, never go a day without asking.
+pub const ARI_POLL_BOUNDS: (Duration, Duration) = (Duration::minutes(1), Duration::days(1));
+
+/// The instant to renew at inside a CA-suggested window (RFC 9773 §4.2: a random point in
+/// the window, so that certificates do not all renew at once). The point is derived from
+/// `seed` (the certificate's ARI id) instead of a random draw, so it is stable across polls
+/// and restarts while still spreading certificates over the window. Always in
+/// `[start, end)` (whole seconds), or `start` for an empty or inverted window.
+pub fn ari_renewal_time(start: OffsetDateTime, end: OffsetDateTime, seed: &str) -> OffsetDateTime {
+    use sha2::Digest as _;
+    let span = (end - start).whole_seconds();
+    if span <= 0 {
+        return start;
+    }
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let offset = u64::from_be_bytes(first) % span.unsigned_abs();
+    start + Duration::seconds(i64::try_from(offset).unwrap_or(0))
+}
+
+/// When to ask the CA again, given its `Retry-After` (clamped to [`ARI_POLL_BOUNDS`]).
+pub fn ari_next_poll(
+    now: OffsetDateTime,
+    retry_after: Option<std::time::Duration>,
+) -> OffsetDateTime {
+    let wait = retry_after
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or(ARI_DEFAULT_POLL)
+        .clamp(ARI_POLL_BOUNDS.0, ARI_POLL_BOUNDS.1);
+    now + wait
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +164,41 @@ mod tests {
         assert_eq!(
             (a.status, a.crossed, a.renewal_due),
             (ExpiryStatus::Expiring, vec![60], false)
+        );
+    }
+
+    #[test]
+    fn ari_time_is_inside_the_window_and_stable() {
+        let start = EXP - Duration::days(10);
+        let end = EXP - Duration::days(8);
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..50 {
+            let id = format!("aki.serial{i}");
+            let t = ari_renewal_time(start, end, &id);
+            assert!(t >= start && t < end, "{t} outside [{start}, {end})");
+            assert_eq!(t, ari_renewal_time(start, end, &id), "stable");
+            seen.insert(t);
+        }
+        assert!(seen.len() > 40, "spread over the window: {}", seen.len());
+        assert_eq!(ari_renewal_time(end, start, "x"), end, "inverted window");
+        assert_eq!(ari_renewal_time(start, start, "x"), start, "empty window");
+    }
+
+    #[test]
+    fn ari_poll_interval_honours_retry_after_within_bounds() {
+        let now = EXP;
+        assert_eq!(ari_next_poll(now, None), now + Duration::hours(6));
+        assert_eq!(
+            ari_next_poll(now, Some(std::time::Duration::from_secs(3600))),
+            now + Duration::hours(1)
+        );
+        assert_eq!(
+            ari_next_poll(now, Some(std::time::Duration::from_secs(1))),
+            now + Duration::minutes(1)
+        );
+        assert_eq!(
+            ari_next_poll(now, Some(std::time::Duration::from_secs(10 * 86_400))),
+            now + Duration::days(1)
         );
     }
 }

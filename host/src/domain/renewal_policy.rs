@@ -44,6 +44,12 @@ pub static SPEC: ResourceSpec = ResourceSpec {
             "Days before expiry at which one warning each is sent",
         )
         .default("[30,14,7,0]"),
+        FieldSpec::new(
+            "notification_channels",
+            StringList,
+            "Channels (webhook, slack, email, …) this policy's certificates notify on; empty: the server's routing",
+        )
+        .default("[]"),
     ],
     timestamps: true,
     created_field: CREATED_AT,

@@ -26,6 +26,15 @@ pub enum FieldKind {
     Bool,
     /// One of a closed set of strings.
     Enum(&'static [&'static str]),
+    /// A connector type: one of the built-in names, or the id of a plugin of this kind
+    /// (`"target"`). Here only the shape of an id is checked; whether such a plugin is
+    /// loaded is checked by the API against the plugin registry.
+    Connector {
+        /// Types that need no plugin check.
+        builtin: &'static [&'static str],
+        /// The plugin kind whose ids are also accepted.
+        plugin_kind: &'static str,
+    },
     /// An RFC 3339 timestamp, stored in canonical form.
     Timestamp,
     /// A JSON array of strings (SANs, EKUs).
@@ -410,6 +419,23 @@ pub fn check_value(field: &FieldSpec, value: &Value) -> Result<Value, FieldError
                 ))
             }
         }
+        FieldKind::Connector {
+            builtin,
+            plugin_kind,
+        } => {
+            let s = value.as_str().ok_or_else(|| wrong("a string"))?;
+            if builtin.contains(&s) || is_plugin_id(s) {
+                Ok(value.clone())
+            } else {
+                Err(FieldError::new(
+                    field.name,
+                    format!(
+                        "unknown value \"{s}\" (allowed: {}, or the id of a loaded {plugin_kind} plugin)",
+                        builtin.join(", ")
+                    ),
+                ))
+            }
+        }
         FieldKind::Timestamp => {
             let s = value
                 .as_str()
@@ -453,6 +479,14 @@ pub fn check_value(field: &FieldSpec, value: &Value) -> Result<Value, FieldError
             }
         }
     }
+}
+
+/// Whether `s` has the shape of a plugin id (`[a-z0-9][a-z0-9_-]*`, as in manifests).
+pub fn is_plugin_id(s: &str) -> bool {
+    s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// Parses a query-string value for a filter on `field`, with the same rules as the body.
@@ -590,5 +624,31 @@ mod tests {
         let ttl = SPEC.field("ttl").unwrap();
         assert_eq!(parse_filter_value(ttl, "3").unwrap(), json!(3));
         assert!(parse_filter_value(ttl, "x").is_err());
+    }
+
+    #[test]
+    fn connector_types_are_built_ins_or_plugin_ids() {
+        let field = FieldSpec::new(
+            "type",
+            FieldKind::Connector {
+                builtin: &["nginx", "Apache2"],
+                plugin_kind: "target",
+            },
+            "",
+        );
+        for ok in ["nginx", "Apache2", "acme-widget", "x_1"] {
+            assert_eq!(check_value(&field, &json!(ok)).unwrap(), json!(ok));
+        }
+        for bad in ["", "Widget", "-x", "a b", "a/b"] {
+            let e = check_value(&field, &json!(bad)).unwrap_err();
+            assert_eq!(e.field, "type");
+            assert!(
+                e.message
+                    .contains("allowed: nginx, Apache2, or the id of a loaded target plugin"),
+                "{}",
+                e.message
+            );
+        }
+        assert!(check_value(&field, &json!(1)).is_err());
     }
 }

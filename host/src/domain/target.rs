@@ -2,7 +2,8 @@
 
 use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
-/// Target connector types shipped with certctl.
+/// Target connector types shipped with certctl. Any loaded target plugin's id is a type
+/// too (a third-party connector); `postfix` and `dovecot` are the `mail` plugin's modes.
 pub const TYPES: &[&str] = &[
     "nginx", "apache", "haproxy", "traefik", "caddy", "envoy", "postfix", "dovecot",
 ];
@@ -18,10 +19,17 @@ pub static SPEC: ResourceSpec = ResourceSpec {
             .required()
             .sort()
             .filter(),
-        FieldSpec::new("type", Enum(TYPES), "Target connector")
-            .required()
-            .filter()
-            .sort(),
+        FieldSpec::new(
+            "type",
+            Connector {
+                builtin: TYPES,
+                plugin_kind: "target",
+            },
+            "Target connector: a built-in type or the id of a loaded target plugin",
+        )
+        .required()
+        .filter()
+        .sort(),
         FieldSpec::new("agent_id", Text, "Agent that deploys to this target")
             .references("agents")
             .filter(),

@@ -429,11 +429,12 @@ pub async fn commit_issuance(
     up.query().execute(&mut *tx).await?;
 
     for v in warnings {
+        let pv_id = super::records::new_id("pv");
         let mut pv = Sql::new(
             store.dialect(),
             "INSERT INTO policy_violations (id, certificate_id, rule_id, message, severity, created_at) VALUES (",
         );
-        pv.bind_text(super::records::new_id("pv"))
+        pv.bind_text(pv_id.clone())
             .push(", ")
             .bind_text(certificate.id.clone())
             .push(", ")
@@ -446,6 +447,23 @@ pub async fn commit_issuance(
             .bind_text(now)
             .push(")");
         pv.query().execute(&mut *tx).await?;
+        super::notifications::enqueue_in(
+            &mut tx,
+            store,
+            &super::notifications::NewNotification {
+                notification_type: "PolicyViolation",
+                certificate_id: Some(&certificate.id),
+                channel: "email",
+                recipient: None,
+                message: format!(
+                    "Certificate {} ({}) violates policy {} ({}): {}",
+                    certificate.name, certificate.common_name, v.rule_id, v.severity, v.message
+                ),
+                dedup_key: Some(format!("policy-violation:{pv_id}")),
+            },
+            now,
+        )
+        .await?;
     }
 
     let action = if job.job_type == "Renewal" {

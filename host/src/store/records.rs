@@ -101,7 +101,11 @@ fn decode_row(spec: &ResourceSpec, row: &AnyRow) -> Result<Record, StoreError> {
                     .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?,
                 None => Value::Null,
             },
-            FieldKind::Text | FieldKind::Email | FieldKind::Enum(_) | FieldKind::Timestamp => row
+            FieldKind::Text
+            | FieldKind::Email
+            | FieldKind::Enum(_)
+            | FieldKind::Connector { .. }
+            | FieldKind::Timestamp => row
                 .try_get::<Option<String>, _>(i)
                 .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))?
                 .map(Value::String)

@@ -110,7 +110,9 @@ pub fn param_for(kind: crate::domain::resource::FieldKind, value: &Value) -> Par
         } else {
             Some(value.to_string())
         }),
-        Text | Email | Enum(_) | Timestamp => Param::Text(value.as_str().map(str::to_owned)),
+        Text | Email | Enum(_) | Connector { .. } | Timestamp => {
+            Param::Text(value.as_str().map(str::to_owned))
+        }
     }
 }
 

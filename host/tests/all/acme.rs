@@ -24,7 +24,7 @@ const EAB_KID: &str = "kid-1";
 /// base64url HMAC key Pebble is configured with.
 const EAB_HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
 
-fn have_pebble() -> bool {
+pub(crate) fn have_pebble() -> bool {
     Command::new("pebble").arg("-h").output().is_ok()
 }
 
@@ -44,11 +44,11 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Pebble + challtestsrv on free loopback ports.
-struct Pebble {
-    dir: tempfile::TempDir,
-    directory_url: String,
+pub(crate) struct Pebble {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) directory_url: String,
     management_url: String,
-    http_port: u16,
+    pub(crate) http_port: u16,
     challtest_management: String,
     children: Vec<Child>,
 }
@@ -63,11 +63,11 @@ impl Drop for Pebble {
 }
 
 impl Pebble {
-    fn ca_bundle(&self) -> PathBuf {
+    pub(crate) fn ca_bundle(&self) -> PathBuf {
         self.dir.path().join("tls-ca.pem")
     }
 
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         let ca = std::fs::read(self.ca_bundle()).unwrap();
         reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -75,7 +75,7 @@ impl Pebble {
             .unwrap()
     }
 
-    async fn start(eab: bool) -> Pebble {
+    pub(crate) async fn start(eab: bool) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // A TLS CA and a localhost leaf for Pebble's listeners.
@@ -331,7 +331,7 @@ async fn verify_against_root(pebble: &Pebble, api: &Api, cert: &str) -> String {
     text
 }
 
-fn acme_config(pebble: &Pebble, extra: Value) -> Value {
+pub(crate) fn acme_config(pebble: &Pebble, extra: Value) -> Value {
     let mut c = json!({
         "directory_url": pebble.directory_url,
         "email": "ops@example.com",

@@ -324,7 +324,9 @@ async fn openapi_document_matches_the_served_routes() {
             let r = api.raw(m.clone(), &concrete, body).await;
             let ctx = format!("{m} {concrete}");
             assert_ne!(r.status, 405, "{ctx}: documented but not allowed");
-            assert!(r.status < 500, "{ctx}: {}", r.status);
+            // The digest answers 503 without an email channel (documented, as in the reference).
+            let unconfigured = path == "/api/v1/digest/send" && r.status == 503;
+            assert!(r.status < 500 || unconfigured, "{ctx}: {}", r.status);
             if r.status == 404 {
                 let message = r.body["error"]["message"].as_str().unwrap_or_default();
                 assert!(

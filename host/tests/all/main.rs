@@ -2,11 +2,13 @@
 //! Every test starts real server processes (see `support`).
 
 mod acme;
+mod acme_ari;
 mod api_auth;
 mod api_errors;
 mod api_resources;
 mod defaults;
 mod issuance;
+mod notifications;
 mod pipeline;
 mod plugins;
 mod readiness;

@@ -243,7 +243,7 @@ async fn time_travel_through_default_thresholds() {
 
     // Agent keygen: a renewal job stops in AwaitingCSR and stays open.
     let pipeline = env.pipeline(KeygenMode::Agent, 40);
-    let check = RenewalCheck(pipeline.clone());
+    let check = RenewalCheck::new(pipeline.clone());
     let cert = "mc-travel";
 
     // 35 days before expiry: nothing to say, nothing to do.
@@ -389,7 +389,7 @@ async fn renewal_policy_thresholds_and_window_are_respected() {
     env.create_certificate("mc-policy", "iss-local", Some("rp-tight"))
         .await;
     let expiry = certctl_core::timestamp::parse(&env.issue_now("mc-policy", 90).await).unwrap();
-    let check = RenewalCheck(env.pipeline(KeygenMode::Agent, 90));
+    let check = RenewalCheck::new(env.pipeline(KeygenMode::Agent, 90));
     let cert = "mc-policy";
 
     // (days before expiry, expected run_once, thresholds warned so far, status, renewal jobs)
@@ -848,6 +848,7 @@ async fn failing_notifier_backs_off_then_dead_letters() {
     let processor = Arc::new(NotificationProcessor {
         pipeline: pipeline.clone(),
         notifiers,
+        concurrency: 8,
     });
     let retry = Arc::new(NotificationRetry(pipeline.clone()));
 

@@ -73,6 +73,9 @@ on_both_backends! {
         audit_and_api_calls_are_append_only_sqlite, audit_and_api_calls_are_append_only_postgres;
     concurrent_writes_all_succeed =>
         concurrent_writes_all_succeed_sqlite, concurrent_writes_all_succeed_postgres;
+    notification_queue_fans_out_requeues_and_digests =>
+        notification_queue_fans_out_requeues_and_digests_sqlite,
+        notification_queue_fans_out_requeues_and_digests_postgres;
 }
 
 /// Runs `body` on a fresh SQLite file in a temp dir.
@@ -1910,4 +1913,159 @@ fn postgres_url_database_is_replaced() {
         url_with_database("postgres://h:1", "t3"),
         "postgres://h:1/t3"
     );
+}
+
+/// Notification queue SQL on both backends: fan-out by policy and routing, dedup across
+/// channels, requeue (audited) and its refusals, mark read, and the digest's queries.
+async fn notification_queue_fans_out_requeues_and_digests(store: Store) {
+    use certctl_host::store::notifications::{self, NewNotification, RequeueError, Routing};
+    let now = "2026-01-01T00:00:00Z";
+    let create = async |spec: &'static ResourceSpec, id: &str, values: Value| {
+        records::create(
+            &store,
+            spec,
+            id,
+            values.as_object().unwrap().clone(),
+            now,
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+    };
+    create(
+        &issuer::SPEC,
+        "iss-n",
+        json!({"name": "n", "type": "local", "config": {}}),
+    )
+    .await;
+    create(
+        &owner::SPEC,
+        "o-n",
+        json!({"name": "n", "email": "owner@example.test"}),
+    )
+    .await;
+    create(
+        &renewal_policy::SPEC,
+        "rp-n",
+        json!({"name": "n", "notification_channels": ["pagerduty"]}),
+    )
+    .await;
+    create(
+        &certificate::SPEC,
+        "mc-n",
+        json!({"name": "n", "common_name": "n.example.test", "issuer_id": "iss-n",
+               "owner_id": "o-n", "renewal_policy_id": "rp-n", "expires_at": "2026-01-05T00:00:00Z"}),
+    )
+    .await;
+    store.set_notification_routing(Routing {
+        channels: vec!["webhook".into(), "slack".into()],
+        ..Routing::default()
+    });
+    let n = |cert: Option<&'static str>, key: &str| NewNotification {
+        notification_type: "RenewalFailure",
+        certificate_id: cert,
+        channel: "email",
+        recipient: None,
+        message: "failed".into(),
+        dedup_key: Some(key.into()),
+    };
+    assert!(
+        notifications::enqueue(&store, &n(None, "k-1"), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !notifications::enqueue(&store, &n(None, "k-1"), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        notifications::enqueue(&store, &n(Some("mc-n"), "k-2"), now)
+            .await
+            .unwrap()
+    );
+    let mut due = notifications::due(&store, "Pending", now, 10)
+        .await
+        .unwrap();
+    due.sort_by(|a, b| (&a.dedup_key, &a.channel).cmp(&(&b.dedup_key, &b.channel)));
+    let seen: Vec<(&str, &str, Option<&str>)> = due
+        .iter()
+        .map(|d| {
+            (
+                d.dedup_key.as_deref().unwrap(),
+                d.channel.as_str(),
+                d.recipient.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("k-1", "slack", None),
+            ("k-1", "webhook", None),
+            ("k-2", "pagerduty", Some("owner@example.test")),
+        ]
+    );
+
+    let id = due[2].id.clone();
+    assert!(matches!(
+        notifications::requeue(&store, &id, &Actor::system(), now).await,
+        Err(RequeueError::WrongState { .. })
+    ));
+    assert!(matches!(
+        notifications::requeue(&store, "notif-missing", &Actor::system(), now).await,
+        Err(RequeueError::NotFound(_))
+    ));
+    assert!(
+        notifications::set_status(
+            &store,
+            &id,
+            "Pending",
+            "Failed",
+            true,
+            Some("x"),
+            Some(now),
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(
+        notifications::requeue(&store, &id, &Actor::system(), "2026-01-01T00:01:00Z")
+            .await
+            .unwrap(),
+        "Failed"
+    );
+    let row = notifications::get(&store, &id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("Pending", 0));
+    let audited: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'notification_requeued' AND resource_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(audited, 1);
+    assert!(notifications::mark_read(&store, &id, now).await.unwrap());
+    assert!(
+        !notifications::mark_read(&store, "notif-missing", now)
+            .await
+            .unwrap()
+    );
+
+    let at =
+        time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339).unwrap();
+    let digest = certctl_host::notifier::digest::collect(&store, at)
+        .await
+        .unwrap();
+    assert_eq!(digest.total, 1);
+    assert_eq!(digest.expiring.len(), 1);
+    assert_eq!(digest.expiring[0].days_left, 4);
+    assert_eq!(
+        digest.expiring[0].owner_email.as_deref(),
+        Some("owner@example.test")
+    );
+    assert_eq!(digest.active_agents, 0);
 }

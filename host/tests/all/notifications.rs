@@ -1,0 +1,1151 @@
+//! Notifications through the real notifier plugins (`plugins/build.sh` output) against
+//! local HTTP receivers on 127.0.0.1: retries with growing delays and the dead letter,
+//! requeue through the API, a trapping or hanging plugin failing only its own
+//! notifications, one expiry warning per threshold through a configured webhook, the
+//! read/requeue errors, the digest, and the start-up checks of channel configuration.
+//!
+//! Time-dependent parts run in process with a `ManualClock` (the loops' `tick` called
+//! directly, as in `pipeline.rs`); API parts start the real server on the same data dir.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration as StdDuration;
+use std::time::Instant;
+
+use actix::Actor as _;
+use certctl_core::runtime::{Grants, PluginGrant};
+use certctl_host::actors::issuer_registry::{IssuerRegistry, Rebuild};
+use certctl_host::actors::notification_processor::NotificationProcessor;
+use certctl_host::actors::notification_retry::NotificationRetry;
+use certctl_host::actors::renewal_check::RenewalCheck;
+use certctl_host::actors::scheduler::LoopTask;
+use certctl_host::clock::{Clock as _, ManualClock};
+use certctl_host::config::KeygenMode;
+use certctl_host::domain::audit::Actor;
+use certctl_host::domain::{certificate, issuer, renewal_policy};
+use certctl_host::issuer::{ConnectorContext, ConnectorTypes};
+use certctl_host::notifier::channels::{NotificationSettings, implicit_grants};
+use certctl_host::notifier::wasm::WasmNotifier;
+use certctl_host::notifier::{NotificationService, Notifiers};
+use certctl_host::pipeline::{Pipeline, PipelineSettings};
+use certctl_host::pki::local_ca::LocalCa;
+use certctl_host::plugins::{PluginRegistry, PluginSettings};
+use certctl_host::store::notifications::{self, NewNotification};
+use certctl_host::store::{self, Store, jobs, records};
+use serde_json::{Value, json};
+use sqlx::Row as _;
+use time::{Duration, OffsetDateTime};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::support::{ServerBuilder, eventually};
+
+const SECRET: &str = "webhook-test-secret";
+
+// ---------------------------------------------------------------------------------------
+// Plugins
+// ---------------------------------------------------------------------------------------
+
+/// Output of `plugins/build.sh` (`CERTCTL_PLUGIN_ARTIFACTS`, or built on first use).
+fn artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("CERTCTL_PLUGIN_ARTIFACTS") {
+            return PathBuf::from(dir);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = std::process::Command::new("bash")
+            .arg(root.join("plugins/build.sh"))
+            .status()
+            .expect("run plugins/build.sh");
+        assert!(status.success(), "plugins/build.sh failed");
+        root.join("target/plugins")
+    })
+}
+
+/// Copies plugin `id` from `dist` or `fixtures` into `plugins/<id>`.
+fn install(plugins: &Path, from: &str, id: &str) {
+    let dest = plugins.join(id);
+    std::fs::create_dir_all(&dest).unwrap();
+    for file in ["plugin.toml", "plugin.wasm"] {
+        std::fs::copy(artifacts().join(from).join(id).join(file), dest.join(file))
+            .unwrap_or_else(|e| panic!("{from}/{id}/{file}: {e}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A local HTTP receiver
+// ---------------------------------------------------------------------------------------
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 answering every request with the current status.
+struct Receiver {
+    addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    requests: Arc<Mutex<Vec<Received>>>,
+}
+
+async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
+    let mut buf = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Received {
+        path,
+        headers,
+        body,
+    })
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = Arc::new(AtomicU16::new(status));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (s, r) = (status.clone(), requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (s, r) = (s.clone(), r.clone());
+                tokio::spawn(async move {
+                    if let Some(req) = read_request(&mut stream).await {
+                        r.lock().unwrap().push(req);
+                        let code = s.load(Ordering::SeqCst);
+                        let answer = format!(
+                            "HTTP/1.1 {code} Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                        let _ = stream.write_all(answer.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            status,
+            requests,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn set_status(&self, code: u16) {
+        self.status.store(code, Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+/// Checks `X-Certctl-Signature: sha256=<hex HMAC-SHA256(SECRET, body)>`.
+fn assert_signed(r: &Received) {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let expected = format!(
+        "sha256={}",
+        hex::encode(ring::hmac::sign(&key, &r.body).as_ref())
+    );
+    assert_eq!(
+        r.header("x-certctl-signature"),
+        Some(expected.as_str()),
+        "{r:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// In-process harness
+// ---------------------------------------------------------------------------------------
+
+/// A store, a manual clock, a pipeline and a plugin directory in a temp data dir (whose
+/// `plugins/` is also the default plugin directory of a server started on it).
+struct Env {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    store: Store,
+    clock: Arc<ManualClock>,
+    pipeline: Arc<Pipeline>,
+    server_pipeline: Arc<Pipeline>,
+}
+
+impl Env {
+    async fn new(plugins: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        for (from, id) in plugins {
+            install(&path.join("plugins"), from, id);
+        }
+        let store = Store::connect(&store::default_sqlite_url(&path))
+            .await
+            .unwrap();
+        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let ca = LocalCa::load_or_create(&path.join("ca")).unwrap();
+        let ctx = ConnectorContext {
+            local_ca: Arc::new(ca),
+            data_dir: path.clone(),
+        };
+        let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
+        let pipeline = |keygen_mode, validity_days: u64| {
+            Arc::new(Pipeline::new(
+                store.clone(),
+                clock.clone(),
+                PipelineSettings {
+                    keygen_mode,
+                    validity: StdDuration::from_secs(validity_days * 86_400),
+                    public_url: "https://certctl.test".into(),
+                    job_lease: StdDuration::from_secs(300),
+                    server_key_dir: path.join("server-keys"),
+                    abort_before_commit: false,
+                },
+                registry.clone(),
+            ))
+        };
+        let env = Self {
+            pipeline: pipeline(KeygenMode::Agent, 30),
+            server_pipeline: pipeline(KeygenMode::Server, 40),
+            dir: Some(dir),
+            path,
+            store,
+            clock,
+        };
+        let values = json!({"name": "Local", "type": "local", "config": {}, "enabled": true});
+        records::create(
+            &env.store,
+            &issuer::SPEC,
+            "iss-local",
+            values.as_object().unwrap().clone(),
+            &env.now(),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+        registry.send(Rebuild).await.unwrap().unwrap();
+        env
+    }
+
+    fn now(&self) -> String {
+        self.clock.now_text()
+    }
+
+    /// The plugin registry over this data dir's `plugins/`, with a short call deadline.
+    async fn plugins(&self, implicit: Grants, timeout: StdDuration) -> Arc<PluginRegistry> {
+        let settings = PluginSettings {
+            plugin_dir: Some(self.path.join("plugins")),
+            plugin_grants: None,
+            plugin_memory_limit_mb: 64,
+            plugin_call_timeout: timeout,
+        };
+        Arc::new(PluginRegistry::start_with(&settings, &self.path, implicit).await)
+    }
+
+    /// What the server builds at start from `settings`.
+    async fn service(&self, settings: &NotificationSettings) -> NotificationService {
+        let channels = settings.channels().unwrap();
+        let plugins = self
+            .plugins(implicit_grants(&channels), StdDuration::from_secs(10))
+            .await;
+        NotificationService::setup(settings, plugins, &self.store, self.clock.clone())
+            .await
+            .unwrap()
+    }
+
+    fn processor(&self, notifiers: Notifiers) -> Arc<NotificationProcessor> {
+        Arc::new(NotificationProcessor {
+            pipeline: self.pipeline.clone(),
+            notifiers,
+            concurrency: 8,
+        })
+    }
+
+    /// (status, attempts, next_attempt_at, last_error) of a notification.
+    async fn row(&self, id: &str) -> (String, i64, Option<String>, Option<String>) {
+        let r = sqlx::query(
+            "SELECT status, attempts, next_attempt_at, last_error FROM notification_events WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap();
+        (
+            r.try_get(0).unwrap(),
+            r.try_get(1).unwrap(),
+            r.try_get(2).unwrap(),
+            r.try_get(3).unwrap(),
+        )
+    }
+
+    /// Ids of the notifications with this dedup key, by channel.
+    async fn ids(&self, dedup_key: &str) -> Vec<(String, String)> {
+        sqlx::query(
+            "SELECT channel, id FROM notification_events WHERE dedup_key = ? ORDER BY channel",
+        )
+        .bind(dedup_key)
+        .fetch_all(self.store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+        .collect()
+    }
+
+    async fn enqueue(&self, channel: &str, key: &str) -> String {
+        let n = NewNotification {
+            notification_type: "RenewalFailure",
+            certificate_id: None,
+            channel,
+            recipient: Some("ops@example.test".into()),
+            message: format!("Renewal of {key} failed: CA unreachable"),
+            dedup_key: Some(key.into()),
+        };
+        assert!(
+            notifications::enqueue(&self.store, &n, &self.now())
+                .await
+                .unwrap()
+        );
+        let ids = self.ids(key).await;
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].1.clone()
+    }
+
+    /// Creates a certificate (with its Issuance job) and issues it for 40 days.
+    async fn issue(&self, id: &str) -> String {
+        let cn = format!("{id}.example.test");
+        let values = json!({"name": id, "common_name": cn, "sans": [cn], "issuer_id": "iss-local"});
+        records::create_with(
+            &self.store,
+            &certificate::SPEC,
+            id,
+            values.as_object().unwrap().clone(),
+            &self.now(),
+            &Actor::system(),
+            Some(certctl_host::api::certificates::after_create),
+        )
+        .await
+        .unwrap();
+        let due = jobs::due(&self.store, &["Issuance"], &self.now(), 10)
+            .await
+            .unwrap();
+        let job = due.into_iter().find(|j| j.certificate_id == id).unwrap();
+        self.server_pipeline.process(job).await.unwrap();
+        store::certificates::get(&self.store, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at
+            .unwrap()
+    }
+}
+
+fn webhook_settings(receiver: &Receiver) -> NotificationSettings {
+    NotificationSettings {
+        webhook_url: Some(receiver.url("/hook")),
+        webhook_secret: Some(SECRET.into()),
+        ..NotificationSettings::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) 500 → retries with growing delays → dead letter → API → requeue → delivered
+// (d) read/requeue errors, (e) digest preview and 503 without the email channel
+// ---------------------------------------------------------------------------------------
+
+#[actix::test]
+async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
+    let receiver = Receiver::start(500).await;
+    let env = Env::new(&[("dist", "webhook")]).await;
+    let service = env.service(&webhook_settings(&receiver)).await;
+    let processor = env.processor(service.notifiers.clone());
+    let retry = Arc::new(NotificationRetry(env.pipeline.clone()));
+
+    // Routed to the configured webhook although the caller names the inbox channel.
+    let id = env.enqueue("email", "test:receiver-500").await;
+    assert_eq!(
+        env.ids("test:receiver-500").await,
+        [("webhook".to_owned(), id.clone())]
+    );
+
+    let mut delays = Vec::new();
+    for attempt in 1..=5_i64 {
+        assert_eq!(
+            processor.clone().tick().await.unwrap(),
+            "0 sent, 1 failed, 0 without notifier",
+            "attempt {attempt}"
+        );
+        let (status, attempts, next, error) = env.row(&id).await;
+        assert_eq!((status.as_str(), attempts), ("Failed", attempt));
+        let error = error.unwrap();
+        assert!(error.contains("500"), "{error}");
+        let next = certctl_core::timestamp::parse(&next.unwrap()).unwrap();
+        delays.push(next - env.clock.now());
+        // Not due yet: nothing moves.
+        env.clock.set(next - Duration::seconds(1));
+        assert_eq!(retry.clone().tick().await.unwrap(), "");
+        assert_eq!(processor.clone().tick().await.unwrap(), "");
+        env.clock.set(next);
+        retry.clone().tick().await.unwrap();
+    }
+    assert_eq!(delays, [1, 2, 4, 8, 16].map(Duration::minutes).to_vec());
+    assert_eq!(env.row(&id).await.0, "DeadLetter");
+
+    // Five deliveries of the same notification, each signed, with its id.
+    let got = receiver.requests();
+    assert_eq!(got.len(), 5);
+    for r in &got {
+        assert_eq!(r.path, "/hook");
+        assert_signed(r);
+        assert_eq!(r.header("x-certctl-delivery"), Some(id.as_str()));
+        let body = r.json();
+        assert_eq!(body["id"], id.as_str());
+        assert_eq!(body["event"], "RenewalFailure");
+        assert_eq!(body["recipient"], "ops@example.test");
+        assert_eq!(body["details"]["error"], "CA unreachable");
+    }
+
+    // The real server on the same data dir, with the same channel.
+    receiver.set_status(200);
+    let server = ServerBuilder::new()
+        .data_dir(env_dir(env.dir))
+        .env("CERTCTL_WEBHOOK_URL", &receiver.url("/hook"))
+        .env("CERTCTL_WEBHOOK_SECRET", SECRET)
+        .start()
+        .await;
+    let api = server.admin();
+
+    let dead = api
+        .get("notifications?status=DeadLetter&channel=webhook&type=RenewalFailure")
+        .await;
+    assert_eq!(dead.status, 200, "{:?}", dead.body);
+    assert_eq!(dead.body["total"], 1, "{:?}", dead.body);
+    assert_eq!(dead.body["data"][0]["id"], id.as_str());
+    assert_eq!(dead.body["data"][0]["attempts"], 5);
+    assert_eq!(
+        dead.body["data"][0]["last_error"],
+        "gave up after 5 attempts"
+    );
+
+    // The channel listing shows the webhook, without its secret.
+    let listing = api.get("notifiers").await;
+    assert_eq!(listing.status, 200, "{:?}", listing.body);
+    assert_eq!(listing.body["data"][0]["channel"], "webhook");
+    assert_eq!(listing.body["data"][0]["config"]["secret"], "***");
+    assert_eq!(
+        listing.body["data"][0]["granted_hosts"],
+        json!([receiver.authority()])
+    );
+    assert!(!listing.body.to_string().contains(SECRET));
+
+    // Requeue: Pending, attempts reset, delivered at once (the processor is poked).
+    let requeued = api
+        .post(&format!("notifications/{id}/requeue"), &Value::Null)
+        .await;
+    assert_eq!(requeued.status, 200, "{:?}", requeued.body);
+    assert_eq!(requeued.body["attempts"], 0);
+    eventually("the requeued notification to be sent", async || {
+        let n = api.get(&format!("notifications/{id}")).await;
+        match n.body["status"].as_str() {
+            Some("Sent") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let got = receiver.requests();
+    assert_eq!(got.len(), 6);
+    assert_signed(&got[5]);
+    assert_eq!(got[5].header("x-certctl-delivery"), Some(id.as_str()));
+    let audit = api.get(&format!("audit?resource_id={id}")).await;
+    assert!(
+        audit.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "notification_requeued"
+                && e["details"]["previous_status"] == "DeadLetter"),
+        "{:?}",
+        audit.body
+    );
+
+    // (d) Requeue of a Sent row is a conflict; unknown ids are 404; read marks read.
+    let conflict = api
+        .post(&format!("notifications/{id}/requeue"), &Value::Null)
+        .await;
+    assert_eq!(conflict.status, 409, "{:?}", conflict.body);
+    assert!(
+        conflict.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is Sent"),
+        "{:?}",
+        conflict.body
+    );
+    for action in ["read", "requeue"] {
+        let missing = api
+            .post(
+                &format!("notifications/notif-missing/{action}"),
+                &Value::Null,
+            )
+            .await;
+        assert_eq!(missing.status, 404, "{action}: {:?}", missing.body);
+        assert_eq!(missing.body["error"]["code"], "not_found");
+    }
+    assert_eq!(api.get("notifications?read=true").await.body["total"], 0);
+    let read = api
+        .post(&format!("notifications/{id}/read"), &Value::Null)
+        .await;
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    assert_eq!(read.body["read"], true);
+    let unread = api.get("notifications?read=false").await;
+    assert!(
+        unread.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["id"] != id.as_str())
+    );
+    assert_eq!(api.get("notifications?read=true").await.body["total"], 1);
+
+    // (e) The digest previews without an email channel; sending needs one (503).
+    let preview = api
+        .send(
+            api.client
+                .get(api.url("digest/preview"))
+                .bearer_auth(crate::support::ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(preview.status, 200);
+    assert!(
+        preview.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = api
+        .client
+        .get(api.url("digest/preview"))
+        .bearer_auth(crate::support::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("certctl certificate digest"), "{html}");
+    assert!(html.contains("Active agents"), "{html}");
+    let send = api.post("digest/send", &Value::Null).await;
+    assert_eq!(send.status, 503, "{:?}", send.body);
+    assert!(
+        send.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CERTCTL_SMTP_HOST"),
+        "{:?}",
+        send.body
+    );
+    assert_eq!(
+        server.anonymous().get("digest/preview").await.status,
+        401,
+        "the digest needs a key"
+    );
+}
+
+fn env_dir(dir: Option<tempfile::TempDir>) -> tempfile::TempDir {
+    dir.unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) A trapping or hanging notifier fails only its own notifications
+// ---------------------------------------------------------------------------------------
+
+#[actix::test]
+async fn trapping_or_hanging_notifier_fails_only_its_own_notifications() {
+    let receiver = Receiver::start(200).await;
+    let env = Env::new(&[("dist", "webhook"), ("fixtures", "hostile-notifier")]).await;
+    let grants = Grants::default().with_plugin(
+        "webhook",
+        PluginGrant {
+            hosts: vec![receiver.authority()],
+            ..PluginGrant::default()
+        },
+    );
+    // A deadline longer than the wait below, so the hanging call is still running while
+    // the others are checked.
+    let plugins = env.plugins(grants, StdDuration::from_secs(15)).await;
+    let notifier = |id: &str, config: Value| {
+        Arc::new(WasmNotifier::new(
+            plugins.clone(),
+            id,
+            &config,
+            env.store.clone(),
+            env.clock.clone(),
+        ))
+    };
+    let mut notifiers = Notifiers::default();
+    notifiers.register(
+        "webhook",
+        notifier("webhook", json!({"url": receiver.url("/ok")})),
+    );
+    notifiers.register(
+        "trap",
+        notifier("hostile-notifier", json!({"mode": "trap"})),
+    );
+    notifiers.register(
+        "hang",
+        notifier("hostile-notifier", json!({"mode": "hang"})),
+    );
+    let processor = env.processor(notifiers);
+
+    let trap = env.enqueue("trap", "test:trap").await;
+    let hang = env.enqueue("hang", "test:hang").await;
+    let mut good = Vec::new();
+    for i in 0..3 {
+        good.push(env.enqueue("webhook", &format!("test:good-{i}")).await);
+    }
+
+    let tick = tokio::spawn(processor.clone().tick());
+    // The good ones go out while the hanging plugin still holds its slot.
+    eventually("the webhook notifications to be sent", async || {
+        for id in &good {
+            let status = env.row(id).await.0;
+            if status != "Sent" {
+                return Err(format!("{id}: {status}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    assert!(!tick.is_finished(), "the tick waits for the hanging plugin");
+    assert_eq!(env.row(&hang).await.0, "Pending", "still in flight");
+    assert_eq!(
+        tick.await.unwrap().unwrap(),
+        "3 sent, 2 failed, 0 without notifier"
+    );
+    let delivered: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("x-certctl-delivery").unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered.len(), 3);
+    for id in &good {
+        assert!(delivered.contains(id), "{delivered:?}");
+    }
+    let (status, attempts, _, error) = env.row(&trap).await;
+    assert_eq!((status.as_str(), attempts), ("Failed", 1));
+    let error = error.unwrap();
+    assert!(
+        error.contains("plugin `hostile-notifier` trapped"),
+        "{error}"
+    );
+    let (status, attempts, _, error) = env.row(&hang).await;
+    assert_eq!((status.as_str(), attempts), ("Failed", 1));
+    let error = error.unwrap();
+    assert!(
+        error.contains("plugin `hostile-notifier` timed out after 15 s"),
+        "{error}"
+    );
+
+    // The plugins are fine afterwards: the next good notification goes out.
+    let later = env.enqueue("webhook", "test:good-after").await;
+    assert_eq!(
+        processor.tick().await.unwrap(),
+        "1 sent, 0 failed, 0 without notifier"
+    );
+    assert_eq!(env.row(&later).await.0, "Sent");
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) One expiry warning per threshold through the configured webhook
+// ---------------------------------------------------------------------------------------
+
+#[actix::test]
+async fn expiring_certificate_warns_once_per_threshold_through_the_webhook() {
+    let receiver = Receiver::start(200).await;
+    let env = Env::new(&[("dist", "webhook")]).await;
+    let service = env.service(&webhook_settings(&receiver)).await;
+    let processor = env.processor(service.notifiers.clone());
+    let check = RenewalCheck::new(env.pipeline.clone());
+    let expires_at = env.issue("mc-expiring").await;
+    let expiry = certctl_core::timestamp::parse(&expires_at).unwrap();
+    assert_eq!(expiry, env.clock.now() + Duration::days(40));
+
+    let mut seen = Vec::new();
+    // Every day from 40 days before expiry to 2 days after, three checks a day.
+    for day in 0..=42 {
+        env.clock
+            .set(expiry - Duration::days(40) + Duration::days(day));
+        for _ in 0..3 {
+            check.run_once().await.unwrap();
+            processor.clone().tick().await.unwrap();
+        }
+        let got = receiver.requests();
+        for r in &got[seen.len()..] {
+            assert_signed(r);
+            let body = r.json();
+            assert_eq!(body["event"], "ExpirationWarning");
+            assert_eq!(r.header("x-certctl-event"), Some("ExpirationWarning"));
+            assert_eq!(body["details"]["certificate_id"], "mc-expiring");
+            assert_eq!(body["details"]["certificate_name"], "mc-expiring");
+            assert_eq!(body["details"]["common_name"], "mc-expiring.example.test");
+            assert_eq!(body["details"]["expires_at"], expires_at.as_str());
+            assert!(body["details"]["serial"].is_string(), "{body}");
+            let threshold = body["details"]["threshold_days"].as_i64().unwrap();
+            let left = body["details"]["days_remaining"].as_i64().unwrap();
+            assert!(left <= threshold, "{body}");
+            seen.push((day, threshold));
+        }
+        assert_eq!(seen.len(), got.len());
+    }
+    // Each threshold exactly once, on the day it was crossed.
+    assert_eq!(seen, [(10, 30), (26, 14), (33, 7), (40, 0)]);
+    let rows: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM notification_events WHERE type = 'ExpirationWarning' AND channel = 'webhook' AND status = 'Sent'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(rows, 4);
+
+    // The digest lists the certificate as expired.
+    let html = service.digest.preview().await.unwrap();
+    assert!(html.contains("mc-expiring.example.test"), "{html}");
+    assert!(html.contains("badge expired"), "{html}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Channels per renewal policy, and dedup across channels
+// ---------------------------------------------------------------------------------------
+
+#[actix::test]
+async fn renewal_policy_channels_override_the_routing() {
+    let receiver = Receiver::start(200).await;
+    let env = Env::new(&[("dist", "webhook")]).await;
+    let service = env.service(&webhook_settings(&receiver)).await;
+    let processor = env.processor(service.notifiers.clone());
+    let values = json!({"name": "loud", "notification_channels": ["teams", "webhook"]});
+    records::create(
+        &env.store,
+        &renewal_policy::SPEC,
+        "rp-loud",
+        values.as_object().unwrap().clone(),
+        &env.now(),
+        &Actor::system(),
+    )
+    .await
+    .unwrap();
+    env.issue("mc-loud").await;
+    env.issue("mc-quiet").await;
+    sqlx::query(
+        "UPDATE managed_certificates SET renewal_policy_id = 'rp-loud' WHERE id = 'mc-loud'",
+    )
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    for cert in ["mc-loud", "mc-quiet"] {
+        let n = NewNotification {
+            notification_type: "Revocation",
+            certificate_id: Some(cert),
+            channel: "email",
+            recipient: None,
+            message: format!("Certificate {cert} was revoked: keyCompromise"),
+            dedup_key: Some(format!("test-revocation:{cert}")),
+        };
+        assert!(
+            notifications::enqueue(&env.store, &n, &env.now())
+                .await
+                .unwrap()
+        );
+        // The event is queued once, whatever the number of channels.
+        assert!(
+            !notifications::enqueue(&env.store, &n, &env.now())
+                .await
+                .unwrap()
+        );
+    }
+    let channels =
+        |rows: Vec<(String, String)>| rows.into_iter().map(|(c, _)| c).collect::<Vec<_>>();
+    assert_eq!(
+        channels(env.ids("test-revocation:mc-loud").await),
+        ["teams", "webhook"]
+    );
+    assert_eq!(
+        channels(env.ids("test-revocation:mc-quiet").await),
+        ["webhook"]
+    );
+    // No teams notifier is configured: that row waits in the inbox, the others go out.
+    assert_eq!(
+        processor.tick().await.unwrap(),
+        "2 sent, 0 failed, 1 without notifier"
+    );
+    let events: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| {
+            r.json()["details"]["certificate_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert!(events.contains(&"mc-loud".to_owned()) && events.contains(&"mc-quiet".to_owned()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Digest through the email channel, against aiosmtpd (as core/tests/runtime/notifiers.rs)
+// ---------------------------------------------------------------------------------------
+
+/// The aiosmtpd script: a Controller on 127.0.0.1:<port> that accepts AUTH
+/// (user `certctl`, password `s3cret`, also without TLS) and writes each message,
+/// parsed by Python's `email` package, as JSON into <dir>.
+const SMTP_SERVER: &str = r#"
+import email, json, os, sys, time
+from email import policy
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+port, out = int(sys.argv[1]), sys.argv[2]
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"certctl" \
+        and auth_data.password == b"s3cret"
+    if not ok:
+        return AuthResult(success=False, handled=False)
+    return AuthResult(success=True, auth_data=auth_data.login.decode())
+
+class Capture:
+    count = 0
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=policy.default)
+        text = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "auth_login": session.auth_data if session.authenticated else None,
+            "subject": str(msg["subject"]),
+            "from": str(msg["from"]),
+            "to": str(msg["to"]),
+            "has_date": msg["date"] is not None and msg["date"].datetime is not None,
+            "message_id": str(msg["message-id"]),
+            "content_type": msg.get_content_type(),
+            "text": text.get_content() if text is not None else None,
+            "html": html.get_content() if html is not None and html.get_content_type() == "text/html" else None,
+        }
+        Capture.count += 1
+        path = os.path.join(out, "%03d.json" % Capture.count)
+        with open(path + ".tmp", "w") as f:
+            json.dump(record, f)
+        os.rename(path + ".tmp", path)
+        return "250 Message accepted for delivery"
+
+controller = Controller(Capture(), hostname="127.0.0.1", port=port,
+                        authenticator=authenticator, auth_require_tls=False)
+controller.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+/// A running aiosmtpd, stopped on drop.
+struct SmtpServer {
+    child: Child,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpServer {
+    /// Starts aiosmtpd, or returns `None` (after saying so loudly) when it is not
+    /// installed and `CERTCTL_REQUIRE_AIOSMTPD` is unset.
+    fn start() -> Option<Self> {
+        let python = std::env::var_os("CERTCTL_AIOSMTPD_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")
+            });
+        let available = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            let message = format!(
+                "aiosmtpd is not available through {} (set CERTCTL_AIOSMTPD_PYTHON, or run \
+                 `python3 -m venv target/pyenv && target/pyenv/bin/pip install aiosmtpd`; \
+                 scripts/test does this)",
+                python.display()
+            );
+            if std::env::var_os("CERTCTL_REQUIRE_AIOSMTPD").is_some() {
+                panic!("{message}");
+            }
+            eprintln!("\n!!!!! SKIPPING the e-mail notifier test: {message} !!!!!\n");
+            return None;
+        }
+        let out = tempfile::tempdir().expect("tempdir");
+        let script = out.path().join("smtp_server.py");
+        std::fs::write(&script, SMTP_SERVER).expect("write script");
+        let messages = out.path().join("messages");
+        std::fs::create_dir(&messages).expect("mkdir");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&messages)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut ready = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut ready)
+            .expect("read readiness");
+        assert_eq!(ready.trim(), "ready", "aiosmtpd did not start");
+        Some(Self { child, port, out })
+    }
+
+    /// The `n`-th received message (1-based), waiting for it.
+    fn message(&self, n: usize) -> Value {
+        let path = self
+            .out
+            .path()
+            .join("messages")
+            .join(format!("{n:03}.json"));
+        let start = Instant::now();
+        while start.elapsed() < StdDuration::from_secs(10) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                return serde_json::from_str(&text).expect("message JSON");
+            }
+            std::thread::sleep(StdDuration::from_millis(20));
+        }
+        panic!("message {n} did not arrive");
+    }
+}
+
+#[tokio::test]
+async fn digest_is_sent_through_the_email_channel() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "dist", "email");
+    let server = ServerBuilder::new()
+        .env("CERTCTL_PLUGIN_DIR", plugins.path().to_str().unwrap())
+        .env("CERTCTL_SMTP_HOST", "127.0.0.1")
+        .env("CERTCTL_SMTP_PORT", &smtp.port.to_string())
+        .env("CERTCTL_SMTP_USE_TLS", "false")
+        .env("CERTCTL_SMTP_USERNAME", "certctl")
+        .env("CERTCTL_SMTP_PASSWORD", "s3cret")
+        .env("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com")
+        .env(
+            "CERTCTL_DIGEST_RECIPIENTS",
+            "ops@example.com, sec@example.com",
+        )
+        .start()
+        .await;
+    let api = server.admin();
+    let listing = api.get("notifiers").await;
+    assert_eq!(listing.body["data"][0]["channel"], "email");
+    assert_eq!(listing.body["data"][0]["config"]["password"], "***");
+    assert_eq!(listing.body["digest"]["can_send"], true);
+
+    let sent = api.post("digest/send", &Value::Null).await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    assert_eq!(
+        sent.body["recipients"],
+        json!(["ops@example.com", "sec@example.com"])
+    );
+    let mut rcpts = Vec::new();
+    for n in 1..=2 {
+        let m = smtp.message(n);
+        assert_eq!(m["mail_from"], "certctl@example.com");
+        assert_eq!(m["auth_login"], "certctl");
+        assert!(
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .starts_with("[certctl] Certificate digest: "),
+            "{m}"
+        );
+        let html = m["html"].as_str().unwrap();
+        assert!(html.contains("certctl certificate digest"), "{m}");
+        assert!(html.contains("Expiring within 30 days"), "{m}");
+        assert!(
+            m["text"].as_str().unwrap().contains("certificate digest"),
+            "{m}"
+        );
+        rcpts.push(m["rcpt_tos"].clone());
+    }
+    rcpts.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        rcpts,
+        [json!(["ops@example.com"]), json!(["sec@example.com"])]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Start-up checks
+// ---------------------------------------------------------------------------------------
+
+/// Runs the server binary until it exits (it must, within 30 s); answers its output.
+fn failed_start(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_certctl-server"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CERTCTL_DATA_DIR", dir.path())
+        .env(
+            "CERTCTL_SERVER_PORT",
+            crate::support::free_port().to_string(),
+        )
+        .env("CERTCTL_SERVER_HOST", "127.0.0.1")
+        .env("CERTCTL_TLS_MODE", "off")
+        .env("CERTCTL_ADMIN_API_KEY", crate::support::ADMIN_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        let v = v.replace("{dir}", dir.path().to_str().unwrap());
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started although its notification config is unusable");
+        }
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn unusable_channel_configuration_stops_the_server() {
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "dist", "webhook");
+    let dir = plugins.path().to_str().unwrap();
+
+    // A channel without its plugin.
+    let out = failed_start(&[
+        ("CERTCTL_PLUGIN_DIR", dir),
+        (
+            "CERTCTL_TEAMS_WEBHOOK_URL",
+            "https://example.webhook.office.com/x",
+        ),
+    ]);
+    assert!(
+        out.contains(
+            "certctl-server: notifications: notification channel `teams` (CERTCTL_TEAMS_WEBHOOK_URL) needs the notifier plugin `teams`"
+        ),
+        "{out}"
+    );
+    // A configuration the plugin refuses.
+    install(plugins.path(), "dist", "pagerduty");
+    let out = failed_start(&[
+        ("CERTCTL_PLUGIN_DIR", dir),
+        ("CERTCTL_PAGERDUTY_ROUTING_KEY", "routing-key"),
+        ("CERTCTL_PAGERDUTY_SEVERITY", "loud"),
+    ]);
+    assert!(
+        out.contains("notification channel `pagerduty` (CERTCTL_PAGERDUTY_ROUTING_KEY…): invalid configuration:"),
+        "{out}"
+    );
+    assert!(out.contains("loud"), "{out}");
+    // A route to a channel that is not configured.
+    let out = failed_start(&[
+        ("CERTCTL_PLUGIN_DIR", dir),
+        ("CERTCTL_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+        ("CERTCTL_NOTIFICATION_ROUTES", "Revocation=slack"),
+    ]);
+    assert!(
+        out.contains("CERTCTL_NOTIFICATION_ROUTES: Revocation: channel `slack` is not configured"),
+        "{out}"
+    );
+    // A setting that is incomplete.
+    let out = failed_start(&[("CERTCTL_SMTP_HOST", "smtp.example.com")]);
+    assert!(
+        out.contains("CERTCTL_SMTP_FROM_ADDRESS: is required when CERTCTL_SMTP_HOST is set"),
+        "{out}"
+    );
+}
