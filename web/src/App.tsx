@@ -26,6 +26,7 @@ const loaders = {
   Teams: () => import('./pages/Teams'),
   Owners: () => import('./pages/Owners'),
   Notifications: () => import('./pages/Notifications'),
+  Digest: () => import('./pages/Digest'),
   Audit: () => import('./pages/Audit'),
   Plugins: () => import('./pages/Plugins'),
 };
@@ -50,6 +51,7 @@ const RenewalPolicies = page('RenewalPolicies');
 const Teams = page('Teams');
 const Owners = page('Owners');
 const Notifications = page('Notifications');
+const Digest = page('Digest');
 const Audit = page('Audit');
 const Plugins = page('Plugins');
 
@@ -78,6 +80,7 @@ const ROUTES: [string, Page][] = [
   ['/teams', Teams],
   ['/owners', Owners],
   ['/notifications', Notifications],
+  ['/digest', Digest],
   ['/audit', Audit],
   ['/plugins', Plugins],
 ];
@@ -91,6 +94,7 @@ const NAV: { section?: string; items: [string, string][] }[] = [
       ['/agents', 'Agents'],
       ['/targets', 'Targets'],
       ['/notifications', 'Notifications'],
+      ['/digest', 'Digest'],
       ['/audit', 'Audit log'],
     ],
   },

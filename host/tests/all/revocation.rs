@@ -916,7 +916,10 @@ fn insert_key(db: &Path, hash: &str) {
     let sql = format!(
         "INSERT INTO api_keys (id, name, key_hash, admin, agent_id, created_at) VALUES ('key-viewer', 'viewer', '{hash}', 0, NULL, '2026-01-01T00:00:00.000Z');"
     );
+    // The server writes to the same file (CRL loop, audit): wait for its lock, don't fail on it.
     let out = Command::new("sqlite3")
+        .arg("-cmd")
+        .arg(".timeout 10000")
         .arg(db)
         .arg(&sql)
         .output()

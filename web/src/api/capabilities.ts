@@ -38,6 +38,11 @@ export const OPTIONAL = {
   bulkRevoke: ['POST', '/api/v1/certificates/bulk-revoke'],
   exportPem: ['GET', '/api/v1/certificates/{id}/export/pem'],
   plugins: ['GET', '/api/v1/plugins'],
+  notificationRead: ['POST', '/api/v1/notifications/{id}/read'],
+  notificationRequeue: ['POST', '/api/v1/notifications/{id}/requeue'],
+  notifiers: ['GET', '/api/v1/notifiers'],
+  digestPreview: ['GET', '/api/v1/digest/preview'],
+  digestSend: ['POST', '/api/v1/digest/send'],
   crl: ['*', '/.well-known/pki/crl/{issuer_id}'],
   ocsp: ['*', '/.well-known/pki/ocsp/{issuer_id}'],
 } as const;

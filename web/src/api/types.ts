@@ -129,6 +129,7 @@ export interface Notification {
   read: boolean;
   attempts: number;
   last_error: string | null;
+  next_attempt_at?: Timestamp | null;
   sent_at: Timestamp | null;
   created_at: Timestamp;
   updated_at: Timestamp;
