@@ -72,6 +72,7 @@ pub use issuer::{IssueRequest, IssuedCertificate, IssuerPlugin, Order, RevokeReq
 pub use manifest::{Manifest, PluginKind, RequestedCapabilities, SUPPORTED_WIT_VERSIONS};
 pub use notifier::{Notification, NotifierPlugin};
 pub use plugin_set::{COMPONENT_FILE, MANIFEST_FILE, PluginEntry, PluginSet};
+pub use smtp::read_ca_bundle;
 pub use target::{
     DeployOutcome, TargetPlugin, TargetRequest, ValidationOutcome, ValidationRequest,
 };
@@ -99,6 +100,10 @@ pub struct RuntimeConfig {
     /// allocator. Further calls wait for a slot (their deadline starts when they get
     /// one).
     pub max_concurrent_calls: u32,
+    /// A PEM file of CA certificates the `smtp` interface trusts for STARTTLS on top of
+    /// the webpki roots (a private mail relay's CA). Certificates are always verified;
+    /// there is no switch to turn that off.
+    pub smtp_ca_bundle: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -109,6 +114,7 @@ impl Default for RuntimeConfig {
             call_timeout: Duration::from_secs(30),
             worker_threads: 2,
             max_concurrent_calls: 64,
+            smtp_ca_bundle: None,
         }
     }
 }
@@ -136,6 +142,8 @@ pub(crate) struct Shared {
     config: RuntimeConfig,
     /// One permit per instance the pool can hold: calls beyond it wait their turn.
     slots: tokio::sync::Semaphore,
+    /// STARTTLS client configuration of the `smtp` interface.
+    smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
     target_linker: Linker<HostState>,
     server_linker: Linker<HostState>,
 }
@@ -162,6 +170,7 @@ impl PluginRuntime {
                 build_engine(&config, false).map_err(|e| setup(&e))?
             }
         };
+        let smtp_tls = smtp::tls_config(config.smtp_ca_bundle.as_deref())?;
         let target_linker = linker(&engine, true).map_err(|e| setup(&e))?;
         let server_linker = linker(&engine, false).map_err(|e| setup(&e))?;
         if let Some(dir) = &config.cache_dir {
@@ -196,6 +205,7 @@ impl PluginRuntime {
                 shared: Arc::new(Shared {
                     engine,
                     slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
+                    smtp_tls,
                     config,
                     target_linker,
                     server_linker,
@@ -323,8 +333,13 @@ impl Inner {
                 let config = &shared.config;
                 let deadline = tokio::time::Instant::now() + config.call_timeout;
                 let memory = usize::try_from(config.memory_limit_bytes).unwrap_or(usize::MAX);
-                let state =
-                    HostState::new(plugin.id.clone(), plugin.caps.clone(), memory, deadline);
+                let state = HostState::new(
+                    plugin.id.clone(),
+                    plugin.caps.clone(),
+                    memory,
+                    deadline,
+                    shared.smtp_tls.clone(),
+                );
                 let mut store = Store::new(&shared.engine, state);
                 store.limiter(|state| &mut state.limiter);
                 let ticks = (config.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1);

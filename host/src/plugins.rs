@@ -76,12 +76,18 @@ impl PluginRegistry {
     /// Builds the runtime and loads the plugin directory. Never fails: problems are
     /// logged and listed by the API.
     pub async fn start(settings: &PluginSettings, data_dir: &Path) -> Self {
-        Self::start_with(settings, data_dir, Grants::default()).await
+        Self::start_with(settings, data_dir, Grants::default(), None).await
     }
 
     /// [`PluginRegistry::start`] with grants implied by the configuration (merged with
-    /// the grants file's, now and at every reload).
-    pub async fn start_with(settings: &PluginSettings, data_dir: &Path, implicit: Grants) -> Self {
+    /// the grants file's, now and at every reload) and the CA bundle the `smtp`
+    /// capability trusts besides the public roots (`CERTCTL_SMTP_CA_BUNDLE`).
+    pub async fn start_with(
+        settings: &PluginSettings,
+        data_dir: &Path,
+        implicit: Grants,
+        smtp_ca_bundle: Option<PathBuf>,
+    ) -> Self {
         let dir = settings
             .plugin_dir
             .clone()
@@ -90,6 +96,7 @@ impl PluginRegistry {
             cache_dir: Some(data_dir.join("plugin-cache")),
             memory_limit_bytes: settings.plugin_memory_limit_mb.saturating_mul(1024 * 1024),
             call_timeout: settings.plugin_call_timeout,
+            smtp_ca_bundle,
             ..RuntimeConfig::default()
         };
         let (runtime, problems) = match PluginRuntime::new(config) {

@@ -249,6 +249,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             &config.plugins,
             &config.data_dir,
             crate::notifier::channels::implicit_grants(&channels),
+            config.notifications.smtp_ca_bundle.clone(),
         )
         .await,
     );

@@ -39,6 +39,8 @@ pub(crate) struct HostState {
     /// When the call must be over; commands are bounded by it too.
     pub(crate) deadline: Instant,
     pub(crate) hooks: HttpHooks,
+    /// The STARTTLS client configuration of the `smtp` interface (built once per runtime).
+    pub(crate) smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -52,6 +54,7 @@ impl HostState {
         caps: Arc<EffectiveCapabilities>,
         memory_limit: usize,
         deadline: Instant,
+        smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopened directories, no environment, no arguments, no sockets: the
@@ -68,6 +71,7 @@ impl HostState {
             denials: Vec::new(),
             journal: Journal::default(),
             deadline,
+            smtp_tls,
             stderr,
             wasi,
             http: WasiHttpCtx::new(),

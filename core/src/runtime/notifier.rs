@@ -15,7 +15,8 @@ pub struct Notification {
     /// The notification id, stable across retries (receivers deduplicate by it:
     /// PagerDuty `dedup_key`, OpsGenie `alias`, the webhook's `X-Certctl-Delivery`).
     pub id: String,
-    /// Notification type (`expiration-warning`, `deployment-failed`, …).
+    /// Notification type as the server's API spells it (`ExpirationWarning`,
+    /// `DeploymentFailure`, …; `digest` for the digest e-mail).
     pub event: String,
     /// Subject line.
     pub subject: String,

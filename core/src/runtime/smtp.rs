@@ -4,14 +4,17 @@
 //! what the operator allowed: the manifest must request `smtp = true` and the
 //! server's `host:port` must match the plugin's `hosts` grant (the list outbound
 //! HTTP uses). The client is deliberately small: EHLO (HELO as fallback), STARTTLS
-//! (rustls with ring and the webpki roots, verifying the host name), AUTH PLAIN or
-//! LOGIN (only over TLS, or to a loopback server), MAIL FROM, one RCPT TO per
+//! (rustls with ring and the webpki roots plus the operator's CA bundle, if any,
+//! [`super::RuntimeConfig::smtp_ca_bundle`]; always verifying the certificate and the
+//! host name), AUTH PLAIN or LOGIN (only over TLS, or to a loopback server), MAIL
+//! FROM, one RCPT TO per
 //! recipient, DATA (dot-stuffed, CRLF line ends), QUIT. The message gets RFC 5322
 //! headers (Date, Message-ID, From, To, Subject — RFC 2047 encoded when not ASCII)
 //! and a text/plain or multipart/alternative MIME body. Everything is bounded by
 //! the call's deadline.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,12 +23,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use super::bindings::notifier::certctl::connector::smtp;
 use super::bindings::types;
-use super::error::Capability;
+use super::error::{Capability, RuntimeError};
 use super::grants::host_allowed;
 use super::host::{HostState, error};
 
@@ -62,7 +66,9 @@ impl smtp::Host for HostState {
         let envelope = Envelope::new(&message)?;
         let data = render(&message, &envelope)?;
         tracing::info!(plugin = %self.plugin, server = %authority, recipients = envelope.to.len(), "sending e-mail");
-        match tokio::time::timeout_at(self.deadline, session(&server, host, &envelope, &data)).await
+        let tls = self.smtp_tls.clone();
+        match tokio::time::timeout_at(self.deadline, session(&server, host, tls, &envelope, &data))
+            .await
         {
             Ok(result) => result.map_err(|e| e.into_connector(&authority)),
             Err(_) => Err(error(
@@ -296,12 +302,41 @@ async fn hello(conn: &mut Conn, name: &str) -> Result<Extensions, SessionError> 
     Ok(Extensions::default())
 }
 
-fn tls_config() -> Result<Arc<ClientConfig>, SessionError> {
-    let roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+/// Reads the certificates of a PEM CA bundle; a file without any is an error, so a
+/// wrong path or format is reported at start rather than as a failed handshake later.
+pub fn read_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, RuntimeError> {
+    let bundle = |message: String| {
+        RuntimeError::Setup(format!("SMTP CA bundle {}: {message}", path.display()))
+    };
+    let pem = std::fs::read(path).map_err(|e| bundle(e.to_string()))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bundle(format!("not a PEM file: {e}")))?;
+    if certificates.is_empty() {
+        return Err(bundle("holds no PEM CERTIFICATE".into()));
+    }
+    Ok(certificates)
+}
+
+/// The STARTTLS client configuration: the webpki roots plus the certificates of
+/// `ca_bundle`. Verification is never disabled; a private CA is trusted by adding it.
+pub(crate) fn tls_config(ca_bundle: Option<&Path>) -> Result<Arc<ClientConfig>, RuntimeError> {
+    let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_bundle {
+        for (n, certificate) in read_ca_bundle(path)?.into_iter().enumerate() {
+            roots.add(certificate).map_err(|e| {
+                RuntimeError::Setup(format!(
+                    "SMTP CA bundle {}: certificate {} is not a usable trust anchor: {e}",
+                    path.display(),
+                    n + 1
+                ))
+            })?;
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| SessionError::Transport(format!("TLS setup: {e}")))?
+        .map_err(|e| RuntimeError::Setup(format!("SMTP TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -310,6 +345,7 @@ fn tls_config() -> Result<Arc<ClientConfig>, SessionError> {
 async fn session(
     server: &smtp::SmtpServer,
     host: &str,
+    tls_config: Arc<ClientConfig>,
     envelope: &Envelope,
     data: &[u8],
 ) -> Result<(), SessionError> {
@@ -356,10 +392,29 @@ async fn session(
         let server_name = ServerName::try_from(host.to_string())
             .map_err(|e| SessionError::Refused(format!("`{host}` is not a server name: {e}")))?;
         let Conn { io, .. } = conn;
-        let stream = TlsConnector::from(tls_config()?)
+        let stream = TlsConnector::from(tls_config)
             .connect(server_name, io)
             .await
-            .map_err(transport("TLS handshake"))?;
+            .map_err(|e| {
+                // A certificate from a private CA is the usual cause: say how to trust it.
+                let unknown_issuer = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|e| {
+                        matches!(
+                            e,
+                            rustls::Error::InvalidCertificate(
+                                rustls::CertificateError::UnknownIssuer
+                            )
+                        )
+                    });
+                let hint = if unknown_issuer {
+                    " (the server's CA is not trusted; add it to the SMTP CA bundle)"
+                } else {
+                    ""
+                };
+                SessionError::Transport(format!("TLS handshake: {e}{hint}"))
+            })?;
         conn = Conn {
             io: Box::new(stream),
             buf: Vec::new(),

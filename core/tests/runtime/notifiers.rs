@@ -16,12 +16,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use certctl_core::runtime::{
-    Capability, ConnectorErrorKind, Grants, Notification, PluginGrant, PluginSet, RuntimeError,
+    Capability, ConnectorErrorKind, Grants, Notification, PluginGrant, PluginSet, RuntimeConfig,
+    RuntimeError,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{install, load, plugin_dir, runtime};
+use crate::support::{install, load, plugin_dir, runtime, runtime_with};
 
 /// One request as the receiver saw it.
 #[derive(Debug)]
@@ -631,7 +632,8 @@ async fn bad_configurations_are_refused_naming_the_field() {
 
 /// The aiosmtpd script: a Controller on 127.0.0.1:<port> that accepts AUTH
 /// (user `certctl`, password `s3cret`, also without TLS) and writes each message,
-/// parsed by Python's `email` package, as JSON into <dir>.
+/// parsed by Python's `email` package, as JSON into <dir>. Given `<cert> <key>` it
+/// offers STARTTLS and requires it before AUTH and mail.
 const SMTP_SERVER: &str = r#"
 import email, json, os, sys, time
 from email import policy
@@ -657,6 +659,7 @@ class Capture:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "auth_login": session.auth_data if session.authenticated else None,
+            "tls": session.ssl is not None,
             "subject": str(msg["subject"]),
             "from": str(msg["from"]),
             "to": str(msg["to"]),
@@ -673,14 +676,14 @@ class Capture:
         os.rename(path + ".tmp", path)
         return "250 Message accepted for delivery"
 
-tls = {}
+options = {"authenticator": authenticator, "auth_require_tls": False}
 if len(sys.argv) > 3:
+    # With a certificate: STARTTLS is offered and required before AUTH or mail.
     import ssl
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(sys.argv[3], sys.argv[4])
-    tls = {"tls_context": context, "require_starttls": False}
-controller = Controller(Capture(), hostname="127.0.0.1", port=port,
-                        authenticator=authenticator, auth_require_tls=False, **tls)
+    options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+controller = Controller(Capture(), hostname="127.0.0.1", port=port, **options)
 controller.start()
 print("ready", flush=True)
 while True:
@@ -767,19 +770,27 @@ impl SmtpServer {
 
     /// The `n`-th received message (1-based), waiting for it.
     fn message(&self, n: usize) -> Value {
+        self.message_within(n, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("message {n} did not arrive"))
+    }
+
+    /// The `n`-th received message if it arrives within `wait`.
+    fn message_within(&self, n: usize, wait: Duration) -> Option<Value> {
         let path = self
             .out
             .path()
             .join("messages")
             .join(format!("{n:03}.json"));
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
+        loop {
             if let Ok(text) = std::fs::read_to_string(&path) {
-                return serde_json::from_str(&text).expect("message JSON");
+                return Some(serde_json::from_str(&text).expect("message JSON"));
+            }
+            if start.elapsed() >= wait {
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("message {n} did not arrive");
     }
 }
 
@@ -1020,45 +1031,93 @@ async fn a_notifier_that_traps_or_hangs_fails_only_its_own_call() {
     assert_eq!(request.header("x-certctl-event"), Some("ExpirationWarning"));
 }
 
+/// Runs `cmd` (an openssl invocation), asserting it succeeds.
+fn openssl(cmd: &mut Command) {
+    let status = cmd.stderr(Stdio::null()).status().expect("run openssl");
+    assert!(status.success(), "{cmd:?}");
+}
+
+/// A throwaway CA (`ca.pem`) and a server certificate it signed for 127.0.0.1
+/// (`cert.pem`, `key.pem`) in `dir`.
+fn throwaway_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+    ];
+    openssl(
+        Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(p256)
+            .args(["-subj", "/CN=certctl test SMTP CA", "-keyout"])
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&ca),
+    );
+    openssl(
+        Command::new("openssl")
+            .args(["req", "-x509", "-CA"])
+            .arg(&ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .args(p256)
+            .args(["-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    (ca, cert, key)
+}
+
+/// An email plugin granted `server`, in a runtime changed by `change`.
+fn email_set(
+    server: &SmtpServer,
+    change: impl FnOnce(&mut RuntimeConfig),
+) -> (tempfile::TempDir, PluginSet) {
+    let plugins = plugin_dir(&["email"]);
+    let grants = Grants::default().with_plugin(
+        "email",
+        PluginGrant {
+            hosts: vec![server.authority()],
+            ..PluginGrant::default()
+        },
+    );
+    let set = load(&runtime_with(change), plugins.path(), &grants);
+    (plugins, set)
+}
+
 #[tokio::test]
-async fn starttls_verifies_the_server_certificate() {
+async fn starttls_trusts_the_operators_ca_bundle_and_verifies_always() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl req");
+    let (ca, cert, key) = throwaway_ca(dir.path());
     let Some(server) = SmtpServer::start_with(&[&cert, &key]) else {
         return;
     };
-    let (_dir, set) = notifier_set("email", &[server.authority()]);
-    // A self-signed certificate is not trusted: the handshake fails before any
-    // credentials or mail are sent.
+    let config = json!({
+        "host": "127.0.0.1",
+        "port": server.port,
+        "starttls": true,
+        "username": "certctl",
+        "password": "s3cret",
+        "from": "certctl@example.com",
+    });
+
+    // The public roots alone do not trust the private CA: the handshake fails before
+    // any credentials or mail are sent.
+    let (_plugins, set) = email_set(&server, |_| {});
     let err = set
         .notifier("email")
         .expect("email")
-        .notify(notification(json!({
-            "host": "127.0.0.1",
-            "port": server.port,
-            "starttls": true,
-            "username": "certctl",
-            "password": "s3cret",
-            "from": "certctl@example.com",
-        })))
+        .notify(notification(config.clone()))
         .await
         .unwrap_err();
     assert_eq!(
@@ -1066,12 +1125,68 @@ async fn starttls_verifies_the_server_certificate() {
         ConnectorErrorKind::Unavailable,
         "{err}"
     );
+    let message = err.to_string();
     assert!(
-        err.to_string().contains("TLS handshake") && err.to_string().contains("certificate"),
-        "{err}"
+        message.contains("TLS handshake")
+            && message.contains("UnknownIssuer")
+            && message.contains("add it to the SMTP CA bundle"),
+        "{message}"
     );
     assert!(
-        !server.out.path().join("messages/001.json").exists(),
+        server.message_within(1, Duration::ZERO).is_none(),
         "nothing was sent"
     );
+
+    // With the CA in the SMTP CA bundle: STARTTLS, AUTH over TLS, delivered.
+    let (_plugins, set) = email_set(&server, |c| c.smtp_ca_bundle = Some(ca.clone()));
+    set.notifier("email")
+        .expect("email")
+        .notify(notification(config.clone()))
+        .await
+        .expect("delivered over STARTTLS");
+    let m = server.message(1);
+    assert_eq!(m["tls"], true, "{m}");
+    assert_eq!(m["auth_login"], "certctl", "{m}");
+    assert_eq!(m["mail_from"], "certctl@example.com", "{m}");
+    assert_eq!(m["rcpt_tos"], json!(["ops@example.com"]), "{m}");
+    assert_eq!(
+        m["subject"], "Certificate api.example.com expires in 7 days",
+        "{m}"
+    );
+
+    // The bundle adds trust; it never removes verification: a certificate the bundle's
+    // CA did not sign (here: the server's own, self-signed) still fails.
+    let (_plugins, set) = email_set(&server, |c| c.smtp_ca_bundle = Some(cert.clone()));
+    let err = set
+        .notifier("email")
+        .expect("email")
+        .notify(notification(config))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+    assert!(server.message_within(2, Duration::ZERO).is_none());
+}
+
+#[test]
+fn an_unusable_smtp_ca_bundle_stops_the_runtime() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.pem");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("write");
+    for path in [missing, empty] {
+        let err = certctl_core::runtime::read_ca_bundle(&path).unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::Setup(_)) && err.to_string().contains("SMTP CA bundle"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(path.to_str().unwrap()), "{err}");
+        let config = RuntimeConfig {
+            smtp_ca_bundle: Some(path),
+            ..RuntimeConfig::default()
+        };
+        assert!(matches!(
+            certctl_core::runtime::PluginRuntime::new(config),
+            Err(RuntimeError::Setup(_))
+        ));
+    }
 }

@@ -6,7 +6,10 @@
 //!   Pending with its attempts reset, due now, audited (200; 404; 409 in any other state).
 //! - `GET /notifiers`: the configured channels, secrets redacted, with their routes.
 //! - `GET /digest/preview`: the digest HTML as of now.
-//! - `POST /digest/send`: sends the digest through the email channel (503 without one).
+//! - `POST /digest/send`: sends the digest through the email channel.
+//!
+//! Both digest endpoints answer 503 naming the variables to set while the digest is not
+//! configured (no email channel), as in the reference.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -67,21 +70,23 @@ async fn notifiers(
 }
 
 async fn preview(service: web::Data<NotificationService>) -> Result<HttpResponse, ApiError> {
-    let html = service.digest.preview().await?;
+    let html = service.digest.preview().await.map_err(digest_error)?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
 }
 
 async fn send(service: web::Data<NotificationService>) -> Result<HttpResponse, ApiError> {
-    match service.digest.send().await {
-        Ok(recipients) => {
-            Ok(HttpResponse::Ok().json(json!({"sent": true, "recipients": recipients})))
-        }
-        Err(DigestError::Store(e)) => Err(e.into()),
-        Err(e @ DigestError::NoRecipients) => Err(ApiError::Conflict(e.to_string())),
-        Err(e @ (DigestError::NotConfigured | DigestError::Delivery(_))) => {
-            Err(ApiError::Unavailable(e.to_string()))
+    let recipients = service.digest.send().await.map_err(digest_error)?;
+    Ok(HttpResponse::Ok().json(json!({"sent": true, "recipients": recipients})))
+}
+
+fn digest_error(e: DigestError) -> ApiError {
+    match e {
+        DigestError::Store(e) => e.into(),
+        e @ DigestError::NoRecipients => ApiError::Conflict(e.to_string()),
+        e @ (DigestError::NotConfigured | DigestError::Delivery(_)) => {
+            ApiError::Unavailable(e.to_string())
         }
     }
 }

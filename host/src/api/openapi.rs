@@ -49,7 +49,7 @@ pub const EXTRA_ROUTES: &[RouteDoc] = &[
     RouteDoc {
         method: "get",
         path: "/api/v1/digest/preview",
-        summary: "The certificate digest as HTML (text/html)",
+        summary: "The certificate digest as HTML (text/html; 503 without the email channel)",
         authenticated: true,
         success: 200,
     },

@@ -124,6 +124,7 @@ pub async fn create(
 }
 
 /// `PUT /{resources}/{id}`: changes the fields present in the body; others keep their values.
+/// A body that changes nothing answers the current record (no updated_at bump, no audit).
 pub async fn update(
     req: HttpRequest,
     state: web::Data<AppState>,

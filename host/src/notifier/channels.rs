@@ -9,6 +9,7 @@
 //! server with a message naming the variables.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::Uri;
@@ -39,6 +40,10 @@ pub struct NotificationSettings {
     /// Upgrade SMTP connections with STARTTLS.
     #[arg(long, env = "CERTCTL_SMTP_USE_TLS", default_value_t = true, action = ArgAction::Set)]
     pub smtp_use_tls: bool,
+    /// PEM file of CA certificates trusted for the SMTP server's STARTTLS certificate, on
+    /// top of the public roots (a private relay); verification is never turned off.
+    #[arg(long, env = "CERTCTL_SMTP_CA_BUNDLE")]
+    pub smtp_ca_bundle: Option<PathBuf>,
     /// Webhook URL; enables the `webhook` channel.
     #[arg(long, env = "CERTCTL_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
@@ -102,6 +107,7 @@ impl Default for NotificationSettings {
             smtp_password: None,
             smtp_from_address: None,
             smtp_use_tls: true,
+            smtp_ca_bundle: None,
             webhook_url: None,
             webhook_secret: None,
             slack_webhook_url: None,
@@ -238,6 +244,16 @@ impl NotificationSettings {
     /// The channels the environment enables, in a fixed order.
     pub fn channels(&self) -> Result<Vec<Channel>, ChannelError> {
         let mut out = Vec::new();
+        if let Some(bundle) = &self.smtp_ca_bundle {
+            // Read now so a wrong path stops the server instead of every later handshake.
+            certctl_core::runtime::read_ca_bundle(bundle).map_err(|e| ChannelError::Setting {
+                variable: "CERTCTL_SMTP_CA_BUNDLE",
+                message: match e {
+                    certctl_core::runtime::RuntimeError::Setup(message) => message,
+                    other => other.to_string(),
+                },
+            })?;
+        }
         if let Some(host) = non_empty(&self.smtp_host) {
             let from = non_empty(&self.smtp_from_address).ok_or(ChannelError::Setting {
                 variable: "CERTCTL_SMTP_FROM_ADDRESS",

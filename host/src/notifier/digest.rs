@@ -266,9 +266,12 @@ pub fn render_text(d: &DigestData) -> String {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DigestError {
-    /// No `email` channel (CERTCTL_SMTP_HOST unset).
+    /// No `email` channel (CERTCTL_SMTP_HOST unset): the digest is not configured, so it
+    /// is neither previewed nor sent (503, as in the reference).
     #[error(
-        "the digest needs the email channel: set CERTCTL_SMTP_HOST and CERTCTL_SMTP_FROM_ADDRESS"
+        "the digest is not configured: it needs the email channel (set CERTCTL_SMTP_HOST and \
+         CERTCTL_SMTP_FROM_ADDRESS, and as needed CERTCTL_SMTP_PORT, CERTCTL_SMTP_USERNAME, \
+         CERTCTL_SMTP_PASSWORD, CERTCTL_SMTP_USE_TLS, CERTCTL_SMTP_CA_BUNDLE)"
     )]
     NotConfigured,
     /// Neither CERTCTL_DIGEST_RECIPIENTS nor any owner e-mail.
@@ -322,8 +325,11 @@ impl DigestService {
         self.email.is_some()
     }
 
-    /// The digest HTML as of now.
-    pub async fn preview(&self) -> Result<String, StoreError> {
+    /// The digest HTML as of now; like sending, only when the digest is configured.
+    pub async fn preview(&self) -> Result<String, DigestError> {
+        if self.email.is_none() {
+            return Err(DigestError::NotConfigured);
+        }
         Ok(render_html(&collect(&self.store, self.clock.now()).await?))
     }
 

@@ -394,7 +394,8 @@ pub async fn create_with(
     Ok(record)
 }
 
-/// Applies validated changes and records `{singular}_updated` with the changed field names.
+/// Applies the validated changes that differ from the stored values and records
+/// `{singular}_updated` with those field names; with none, answers the record untouched.
 pub async fn update(
     store: &Store,
     spec: &ResourceSpec,
@@ -404,8 +405,15 @@ pub async fn update(
     actor: &Actor,
 ) -> Result<Record, WriteError> {
     let mut tx = store.begin_write().await?;
-    if get_in(&mut tx, store, spec, id).await?.is_none() {
+    let Some(current) = get_in(&mut tx, store, spec, id).await? else {
         return Err(not_found(spec, id).into());
+    };
+    // Only real changes count: a no-op update (`{}`, or the current values sent back)
+    // leaves updated_at alone and writes no audit event.
+    let mut changes = changes;
+    changes.retain(|field, value| current.get(field) != Some(value));
+    if changes.is_empty() {
+        return Ok(current);
     }
     check_references(&mut tx, store, spec, &changes).await?;
     let mut sql = Sql::new(store.dialect(), &format!("UPDATE {} SET ", spec.table));

@@ -298,7 +298,7 @@ impl Env {
             plugin_memory_limit_mb: 64,
             plugin_call_timeout: timeout,
         };
-        Arc::new(PluginRegistry::start_with(&settings, &self.path, implicit).await)
+        Arc::new(PluginRegistry::start_with(&settings, &self.path, implicit, None).await)
     }
 
     /// What the server builds at start from `settings`.
@@ -566,43 +566,26 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
     );
     assert_eq!(api.get("notifications?read=true").await.body["total"], 1);
 
-    // (e) The digest previews without an email channel; sending needs one (503).
-    let preview = api
-        .send(
-            api.client
-                .get(api.url("digest/preview"))
-                .bearer_auth(crate::support::ADMIN_KEY),
-        )
-        .await;
-    assert_eq!(preview.status, 200);
-    assert!(
-        preview.headers["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    let html = api
-        .client
-        .get(api.url("digest/preview"))
-        .bearer_auth(crate::support::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("certctl certificate digest"), "{html}");
-    assert!(html.contains("Active agents"), "{html}");
-    let send = api.post("digest/send", &Value::Null).await;
-    assert_eq!(send.status, 503, "{:?}", send.body);
-    assert!(
-        send.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("CERTCTL_SMTP_HOST"),
-        "{:?}",
-        send.body
-    );
+    // (e) Without an email channel the digest is not configured: both endpoints answer
+    // 503 with a JSON error naming what to set.
+    for (method, path) in [
+        (reqwest::Method::GET, "digest/preview"),
+        (reqwest::Method::POST, "digest/send"),
+    ] {
+        let r = api
+            .raw(method.clone(), &format!("/api/v1/{path}"), Vec::new())
+            .await;
+        assert_eq!(r.status, 503, "{method} {path}: {:?}", r.body);
+        assert_eq!(
+            r.body["error"]["code"], "service_unavailable",
+            "{:?}",
+            r.body
+        );
+        let message = r.body["error"]["message"].as_str().unwrap();
+        for variable in ["CERTCTL_SMTP_HOST", "CERTCTL_SMTP_FROM_ADDRESS"] {
+            assert!(message.contains(variable), "{method} {path}: {message}");
+        }
+    }
     assert_eq!(
         server.anonymous().get("digest/preview").await.status,
         401,
@@ -769,7 +752,11 @@ async fn expiring_certificate_warns_once_per_threshold_through_the_webhook() {
     assert_eq!(rows, 4);
 
     // The digest lists the certificate as expired.
-    let html = service.digest.preview().await.unwrap();
+    let html = certctl_host::notifier::digest::render_html(
+        &certctl_host::notifier::digest::collect(&env.store, env.clock.now())
+            .await
+            .unwrap(),
+    );
     assert!(html.contains("mc-expiring.example.test"), "{html}");
     assert!(html.contains("badge expired"), "{html}");
 }
@@ -859,7 +846,8 @@ async fn renewal_policy_channels_override_the_routing() {
 
 /// The aiosmtpd script: a Controller on 127.0.0.1:<port> that accepts AUTH
 /// (user `certctl`, password `s3cret`, also without TLS) and writes each message,
-/// parsed by Python's `email` package, as JSON into <dir>.
+/// parsed by Python's `email` package, as JSON into <dir>. Given `<cert> <key>` it
+/// offers STARTTLS and requires it before AUTH and mail.
 const SMTP_SERVER: &str = r#"
 import email, json, os, sys, time
 from email import policy
@@ -885,6 +873,7 @@ class Capture:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "auth_login": session.auth_data if session.authenticated else None,
+            "tls": session.ssl is not None,
             "subject": str(msg["subject"]),
             "from": str(msg["from"]),
             "to": str(msg["to"]),
@@ -901,8 +890,14 @@ class Capture:
         os.rename(path + ".tmp", path)
         return "250 Message accepted for delivery"
 
-controller = Controller(Capture(), hostname="127.0.0.1", port=port,
-                        authenticator=authenticator, auth_require_tls=False)
+options = {"authenticator": authenticator, "auth_require_tls": False}
+if len(sys.argv) > 3:
+    # With a certificate: STARTTLS is offered and required before AUTH or mail.
+    import ssl
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[3], sys.argv[4])
+    options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
+controller = Controller(Capture(), hostname="127.0.0.1", port=port, **options)
 controller.start()
 print("ready", flush=True)
 while True:
@@ -927,6 +922,12 @@ impl SmtpServer {
     /// Starts aiosmtpd, or returns `None` (after saying so loudly) when it is not
     /// installed and `CERTCTL_REQUIRE_AIOSMTPD` is unset.
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`SmtpServer::start`] with extra script arguments (`<cert> <key>`: require
+    /// STARTTLS with that certificate).
+    fn start_with(extra: &[&Path]) -> Option<Self> {
         let python = std::env::var_os("CERTCTL_AIOSMTPD_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -964,6 +965,7 @@ impl SmtpServer {
             .arg(&script)
             .arg(port.to_string())
             .arg(&messages)
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start aiosmtpd");
@@ -978,20 +980,60 @@ impl SmtpServer {
 
     /// The `n`-th received message (1-based), waiting for it.
     fn message(&self, n: usize) -> Value {
+        self.message_within(n, StdDuration::from_secs(10))
+            .unwrap_or_else(|| panic!("message {n} did not arrive"))
+    }
+
+    /// The `n`-th received message if it arrives within `wait`.
+    fn message_within(&self, n: usize, wait: StdDuration) -> Option<Value> {
         let path = self
             .out
             .path()
             .join("messages")
             .join(format!("{n:03}.json"));
         let start = Instant::now();
-        while start.elapsed() < StdDuration::from_secs(10) {
+        loop {
             if let Ok(text) = std::fs::read_to_string(&path) {
-                return serde_json::from_str(&text).expect("message JSON");
+                return Some(serde_json::from_str(&text).expect("message JSON"));
+            }
+            if start.elapsed() >= wait {
+                return None;
             }
             std::thread::sleep(StdDuration::from_millis(20));
         }
-        panic!("message {n} did not arrive");
     }
+
+    /// A server builder whose `email` channel points at this server (AUTH without TLS,
+    /// allowed because it is on loopback), with the email plugin installed in `plugins`.
+    fn server_builder(&self, plugins: &Path) -> ServerBuilder {
+        install(plugins, "dist", "email");
+        ServerBuilder::new()
+            .env("CERTCTL_PLUGIN_DIR", plugins.to_str().unwrap())
+            .env("CERTCTL_SMTP_HOST", "127.0.0.1")
+            .env("CERTCTL_SMTP_PORT", &self.port.to_string())
+            .env("CERTCTL_SMTP_USE_TLS", "false")
+            .env("CERTCTL_SMTP_USERNAME", "certctl")
+            .env("CERTCTL_SMTP_PASSWORD", "s3cret")
+            .env("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com")
+    }
+}
+
+fn assert_digest(m: &Value) {
+    assert_eq!(m["mail_from"], "certctl@example.com", "{m}");
+    assert!(
+        m["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[certctl] Certificate digest: "),
+        "{m}"
+    );
+    assert!(
+        m["html"]
+            .as_str()
+            .unwrap()
+            .contains("certctl certificate digest"),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -1052,6 +1094,212 @@ async fn digest_is_sent_through_the_email_channel() {
     assert_eq!(
         rcpts,
         [json!(["ops@example.com"]), json!(["sec@example.com"])]
+    );
+}
+
+/// A throwaway CA (`ca.pem`) and a certificate it signed for 127.0.0.1 (`cert.pem`,
+/// `key.pem`) in `dir`.
+fn throwaway_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "certctl test SMTP CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// The digest reaches a relay whose certificate comes from a private CA over STARTTLS
+/// (AUTH only after it) once CERTCTL_SMTP_CA_BUNDLE names that CA; without it the
+/// handshake fails and the API says so.
+#[tokio::test]
+async fn digest_goes_over_starttls_to_a_relay_of_the_smtp_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = throwaway_ca(dir.path());
+    let Some(smtp) = SmtpServer::start_with(&[&cert, &key]) else {
+        return;
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    let builder = || {
+        smtp.server_builder(plugins.path())
+            .env("CERTCTL_SMTP_USE_TLS", "true")
+            .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
+    };
+
+    let untrusting = builder().start().await;
+    let failed = untrusting.admin().post("digest/send", &Value::Null).await;
+    assert_eq!(failed.status, 503, "{:?}", failed.body);
+    let message = failed.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("TLS handshake")
+            && message.contains("UnknownIssuer")
+            && message.contains("SMTP CA bundle"),
+        "{message}"
+    );
+    assert!(smtp.message_within(1, StdDuration::ZERO).is_none());
+    drop(untrusting);
+
+    let trusting = builder()
+        .env("CERTCTL_SMTP_CA_BUNDLE", ca.to_str().unwrap())
+        .start()
+        .await;
+    let sent = trusting.admin().post("digest/send", &Value::Null).await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    let m = smtp.message(1);
+    assert_digest(&m);
+    assert_eq!(m["tls"], true, "{m}");
+    assert_eq!(m["auth_login"], "certctl", "{m}");
+    assert_eq!(m["rcpt_tos"], json!(["ops@example.com"]), "{m}");
+}
+
+/// Without CERTCTL_DIGEST_RECIPIENTS the digest goes to the owners of certificates: each
+/// owner once, however many certificates they own; owners without certificates or
+/// without an address get nothing.
+#[tokio::test]
+async fn digest_without_recipients_goes_to_each_certificate_owner_once() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    let server = smtp.server_builder(plugins.path()).start().await;
+    let api = server.admin();
+    // Nobody to send to yet.
+    let none = api.post("digest/send", &Value::Null).await;
+    assert_eq!(none.status, 409, "{:?}", none.body);
+    assert!(
+        none.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CERTCTL_DIGEST_RECIPIENTS"),
+        "{:?}",
+        none.body
+    );
+
+    let mut owners = Vec::new();
+    for (name, email) in [
+        ("ann", Some("ann@example.com")),
+        ("bob", Some("bob@example.com")),
+        ("carol", Some("carol@example.com")),
+        ("dan", None),
+    ] {
+        let mut body = json!({"name": name});
+        if let Some(email) = email {
+            body["email"] = json!(email);
+        }
+        let r = api.post("owners", &body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        owners.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    // ann owns two certificates, bob and dan one each, carol none.
+    for (n, owner) in [&owners[0], &owners[0], &owners[1], &owners[3]]
+        .into_iter()
+        .enumerate()
+    {
+        let r = api
+            .post(
+                "certificates",
+                &json!({
+                    "name": format!("digest-{n}"),
+                    "common_name": format!("digest-{n}.example.com"),
+                    "owner_id": owner,
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+
+    let sent = api.post("digest/send", &Value::Null).await;
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    assert_eq!(
+        sent.body["recipients"],
+        json!(["ann@example.com", "bob@example.com"])
+    );
+    let mut rcpts = Vec::new();
+    for n in 1..=2 {
+        let m = smtp.message(n);
+        assert_digest(&m);
+        assert!(
+            m["subject"].as_str().unwrap().contains("4 certificates"),
+            "{m}"
+        );
+        rcpts.push(m["rcpt_tos"].clone());
+    }
+    rcpts.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        rcpts,
+        [json!(["ann@example.com"]), json!(["bob@example.com"])]
+    );
+    // The answer came after both deliveries: there is no third message.
+    assert!(smtp.message_within(3, StdDuration::ZERO).is_none());
+}
+
+/// CERTCTL_DIGEST_ENABLED=true sends the digest every CERTCTL_DIGEST_INTERVAL, not at
+/// start; without it no digest is sent on its own.
+#[tokio::test]
+async fn digest_loop_sends_after_each_interval_only_when_enabled() {
+    let (Some(enabled_smtp), Some(disabled_smtp)) = (SmtpServer::start(), SmtpServer::start())
+    else {
+        return;
+    };
+    const INTERVAL: StdDuration = StdDuration::from_secs(3);
+    let (enabled_plugins, disabled_plugins) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let before_start = Instant::now();
+    let enabled = enabled_smtp
+        .server_builder(enabled_plugins.path())
+        .env("CERTCTL_DIGEST_ENABLED", "true")
+        .env("CERTCTL_DIGEST_INTERVAL", "3s")
+        .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
+        .start()
+        .await;
+    let disabled = disabled_smtp
+        .server_builder(disabled_plugins.path())
+        .env("CERTCTL_DIGEST_INTERVAL", "1s")
+        .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
+        .start()
+        .await;
+    // Both servers are up; the enabled loop has had its start-up tick, which sends nothing.
+    assert_eq!(enabled.admin().get("notifiers").await.status, 200);
+    assert_eq!(disabled.admin().get("notifiers").await.status, 200);
+
+    let first = enabled_smtp
+        .message_within(1, INTERVAL + StdDuration::from_secs(20))
+        .expect("a digest after the interval");
+    // The loop waits a whole interval from its start (which came after `before_start`)
+    // before its first digest: a digest sent at start-up would be earlier.
+    assert!(
+        before_start.elapsed() >= INTERVAL,
+        "the first digest came {:?} after start",
+        before_start.elapsed()
+    );
+    assert_digest(&first);
+    assert_eq!(first["rcpt_tos"], json!(["ops@example.com"]));
+    let second = enabled_smtp
+        .message_within(2, INTERVAL + StdDuration::from_secs(20))
+        .expect("another digest after the next interval");
+    assert_digest(&second);
+
+    // Disabled: several of its (1 s) intervals have passed, and nothing came.
+    assert!(
+        disabled_smtp
+            .message_within(1, StdDuration::from_secs(1))
+            .is_none(),
+        "no digest without CERTCTL_DIGEST_ENABLED"
     );
 }
 
@@ -1140,6 +1388,16 @@ fn unusable_channel_configuration_stops_the_server() {
     ]);
     assert!(
         out.contains("CERTCTL_NOTIFICATION_ROUTES: Revocation: channel `slack` is not configured"),
+        "{out}"
+    );
+    // An SMTP CA bundle that cannot be read.
+    let out = failed_start(&[
+        ("CERTCTL_SMTP_CA_BUNDLE", "{dir}/no-such-ca.pem"),
+        ("CERTCTL_SMTP_HOST", "smtp.example.com"),
+        ("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com"),
+    ]);
+    assert!(
+        out.contains("CERTCTL_SMTP_CA_BUNDLE: SMTP CA bundle ") && out.contains("no-such-ca.pem"),
         "{out}"
     );
     // A setting that is incomplete.
