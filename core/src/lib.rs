@@ -3,7 +3,7 @@
 //! Only plain data and pure helpers live here: the wire shapes of the REST API,
 //! the timestamp format every component agrees on, and prefixed id handling.
 //! Nothing in this crate performs I/O, except the WebAssembly connector runtime
-//! behind the cargo feature `runtime` ([`runtime`]).
+//! behind the cargo feature `runtime` (module `runtime`).
 #![warn(missing_docs)]
 
 pub mod api;

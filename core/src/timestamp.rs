@@ -30,7 +30,7 @@ pub fn format(t: OffsetDateTime) -> String {
 }
 
 /// Parses any RFC 3339 timestamp (any offset, any precision) whose UTC form has a
-/// four-digit year, so that [`format`] can neither panic nor lose the fixed width.
+/// four-digit year, so that [`format()`] can neither panic nor lose the fixed width.
 pub fn parse(s: &str) -> Result<OffsetDateTime, TimestampError> {
     let t = OffsetDateTime::parse(s, &Rfc3339)?;
     match t.checked_to_offset(UtcOffset::UTC) {
