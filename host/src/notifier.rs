@@ -3,8 +3,8 @@
 //! notifier stays queued (visible in the API inbox) until one is configured.
 //!
 //! [`channels`] reads the channels from the environment, [`wasm`] delivers them through
-//! notifier plugins, [`digest`] builds and sends the HTML digest, and [`NotificationService::setup`] wires the
-//! three together at start.
+//! notifier plugins, [`digest`] builds and sends the HTML digest, and
+//! [`NotificationService::setup`] wires the three together at start.
 
 pub mod channels;
 pub mod digest;
