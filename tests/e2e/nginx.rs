@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Proc, agent_command, free_port, healthy, registered_agent, run, self_signed,
+    Api, Proc, agent_command, free_port, healthy, public_key_of, registered_agent, self_signed,
     server_command, wait_for,
 };
 
@@ -43,19 +43,6 @@ fn served_fingerprint(port: u16) -> Option<String> {
         .replace(':', "")
         .to_ascii_lowercase();
     (!fp.is_empty()).then_some(fp)
-}
-
-/// The SubjectPublicKeyInfo (PEM) of a certificate or a private key file.
-fn public_key_of(path: &Path, is_key: bool) -> String {
-    let mut cmd = Command::new("openssl");
-    if is_key {
-        cmd.args(["pkey", "-pubout", "-in"]).arg(path);
-    } else {
-        cmd.args(["x509", "-pubkey", "-noout", "-in"]).arg(path);
-    }
-    let (ok, out) = run(&mut cmd);
-    assert!(ok, "{out}");
-    out
 }
 
 async fn latest_version(api: &Api, cert: &str) -> Option<Value> {

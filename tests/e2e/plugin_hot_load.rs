@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Proc, agent_command, free_port, healthy, registered_agent, root, run, server_command,
-    wait_for,
+    Api, Proc, agent_command, free_port, healthy, public_key_of, registered_agent, root, run,
+    server_command, wait_for,
 };
 
 const ADMIN_KEY: &str = "e2e-admin-key";
@@ -94,18 +94,6 @@ fn fingerprint(cert: &Path) -> String {
         .unwrap_or_default()
         .replace(':', "")
         .to_ascii_lowercase()
-}
-
-fn public_key(path: &Path, is_key: bool) -> String {
-    let mut cmd = Command::new("openssl");
-    if is_key {
-        cmd.args(["pkey", "-pubout", "-in"]).arg(path);
-    } else {
-        cmd.args(["x509", "-pubkey", "-noout", "-in"]).arg(path);
-    }
-    let (ok, out) = run(&mut cmd);
-    assert!(ok, "{out}");
-    out
 }
 
 /// Creates a target of `plugin`'s type writing into `dir`, maps a new certificate to it,
@@ -283,8 +271,8 @@ async fn a_template_plugin_built_out_of_tree_is_loaded_by_running_processes() {
         0o644
     );
     assert_eq!(
-        public_key(&key, true),
-        public_key(&out[0].join("cert.pem"), false)
+        public_key_of(&key, true),
+        public_key_of(&out[0].join("cert.pem"), false)
     );
 
     // A second copy, only copied in: the agent rescans when a deployment names it.

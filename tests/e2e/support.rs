@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A throwaway self-signed P-256 certificate (placeholder TLS endpoints).
+pub use certctl_testkit::tls::self_signed;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -189,27 +192,17 @@ impl Api {
     }
 }
 
-/// A throwaway self-signed P-256 certificate (placeholder TLS endpoints).
-pub fn self_signed(key: &Path, cert: &Path, cn: &str) {
-    let (ok, out) = run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-        ])
-        .arg(format!("/CN={cn}"))
-        .arg("-keyout")
-        .arg(key)
-        .arg("-out")
-        .arg(cert));
+/// The SubjectPublicKeyInfo (PEM) of a certificate or a private key file.
+pub fn public_key_of(path: &Path, is_key: bool) -> String {
+    let mut cmd = Command::new("openssl");
+    if is_key {
+        cmd.args(["pkey", "-pubout", "-in"]).arg(path);
+    } else {
+        cmd.args(["x509", "-pubkey", "-noout", "-in"]).arg(path);
+    }
+    let (ok, out) = run(&mut cmd);
     assert!(ok, "{out}");
+    out
 }
 
 /// `certctl-server` on loopback with TLS (bootstrap CA), an admin key and a bootstrap token.

@@ -12,11 +12,11 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use certctl_core::runtime::{
-    Capability, Grants, PluginGrant, RuntimeError, TargetPlugin, TargetRequest, ValidationRequest,
+    Capability, Grants, PluginGrant, RuntimeError, TargetPlugin, ValidationRequest,
 };
 use serde_json::{Value, json};
 
-use crate::support::{CHAIN, KEY, LEAF, load, plugin_dir, runtime};
+use crate::support::{CHAIN, KEY, LEAF, load, plugin_dir, request, runtime};
 
 /// One request as the stand-in received it.
 #[derive(Debug, Clone)]
@@ -326,17 +326,6 @@ fn caddy(hosts: Vec<String>) -> (tempfile::TempDir, TargetPlugin) {
         .target("caddy")
         .expect("target");
     (plugins, plugin)
-}
-
-fn request(config: &Value, leaf: &str) -> TargetRequest {
-    TargetRequest {
-        certificate_pem: leaf.into(),
-        chain_pem: CHAIN.into(),
-        private_key_pem: KEY.into(),
-        config_json: config.to_string(),
-        target_id: "t-web".into(),
-        certificate_id: "mc-web".into(),
-    }
 }
 
 fn entry(id: &str, leaf: &str) -> Value {

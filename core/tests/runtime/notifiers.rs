@@ -3,167 +3,37 @@
 //! request and checks the exact payload each service documents, and a real SMTP
 //! server (Python aiosmtpd) for e-mail.
 //!
-//! aiosmtpd comes from the interpreter named by `CERTCTL_AIOSMTPD_PYTHON` (default
+//! The receivers and the SMTP server are `certctl_testkit`'s; aiosmtpd comes from
+//! the interpreter named by `CERTCTL_AIOSMTPD_PYTHON` (default
 //! `target/pyenv/bin/python`, which `scripts/test` creates). When it is missing the
 //! e-mail tests fail if `CERTCTL_REQUIRE_AIOSMTPD` is set (as `scripts/test` does)
 //! and are skipped with a loud message otherwise.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use certctl_core::runtime::{
     Capability, ConnectorErrorKind, Grants, Notification, PluginGrant, PluginSet, RuntimeConfig,
     RuntimeError,
 };
+use certctl_testkit::http::Receiver;
+use certctl_testkit::smtp::SmtpServer;
+use certctl_testkit::tls::throwaway_ca;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::support::{install, load, plugin_dir, runtime, runtime_with};
 
-/// One request as the receiver saw it.
-#[derive(Debug)]
-struct Captured {
-    method: String,
-    path: String,
-    /// Lower-case names, in order.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Captured {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("the body is JSON")
-    }
-}
-
-/// An HTTP/1.1 receiver on 127.0.0.1 answering each request with the next of
-/// `answers` (then 200), and handing every request to the test.
-struct Receiver {
-    port: u16,
-    requests: mpsc::Receiver<Captured>,
-}
-
-impl Receiver {
-    fn start(answers: &[(u16, &str)]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let mut answers: Vec<(u16, String)> =
-            answers.iter().map(|(s, b)| (*s, b.to_string())).collect();
-        answers.reverse();
-        let (tx, requests) = mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let (status, body) = answers.pop().unwrap_or((200, "ok".into()));
-                match serve(stream, status, &body) {
-                    Some(request) => {
-                        if tx.send(request).is_err() {
-                            return;
-                        }
-                    }
-                    None => continue,
-                }
-            }
-        });
-        Self { port, requests }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn authority(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn next(&self) -> Captured {
-        self.requests
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the receiver got a request")
-    }
-}
-
-fn serve(stream: TcpStream, status: u16, answer: &str) -> Option<Captured> {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(length) = find("content-length") {
-        body.resize(length.parse().ok()?, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    let mut stream = stream;
-    let reason = match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        _ => "Status",
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{answer}",
-        answer.len()
-    )
-    .ok()?;
-    Some(Captured {
-        method,
-        path,
-        headers,
-        body,
-    })
-}
-
 /// Plugin `id` installed and granted `hosts`.
 fn notifier_set(id: &str, hosts: &[String]) -> (tempfile::TempDir, PluginSet) {
+    notifier_set_with(id, hosts, |_| {})
+}
+
+/// [`notifier_set`] in a runtime changed by `change`.
+fn notifier_set_with(
+    id: &str,
+    hosts: &[String],
+    change: impl FnOnce(&mut RuntimeConfig),
+) -> (tempfile::TempDir, PluginSet) {
     let plugins = plugin_dir(&[id]);
     let grants = Grants::default().with_plugin(
         id,
@@ -172,7 +42,7 @@ fn notifier_set(id: &str, hosts: &[String]) -> (tempfile::TempDir, PluginSet) {
             ..PluginGrant::default()
         },
     );
-    let set = load(&runtime(), plugins.path(), &grants);
+    let set = load(&runtime_with(change), plugins.path(), &grants);
     (plugins, set)
 }
 
@@ -325,7 +195,7 @@ async fn receiver_errors_map_to_retryable_or_rejected() {
 #[tokio::test]
 async fn a_receiver_that_is_not_granted_is_denied() {
     let receiver = Receiver::start(&[]);
-    let granted_elsewhere = format!("127.0.0.1:{}", receiver.port.wrapping_add(1));
+    let granted_elsewhere = format!("127.0.0.1:{}", receiver.port().wrapping_add(1));
     let (_dir, set) = notifier_set("slack", &[granted_elsewhere]);
     let err = set
         .notifier("slack")
@@ -340,7 +210,7 @@ async fn a_receiver_that_is_not_granted_is_denied() {
             if *host == receiver.authority()),
         "{err:?}"
     );
-    assert!(receiver.requests.try_recv().is_err(), "nothing was sent");
+    assert!(receiver.try_next().is_none(), "nothing was sent");
 }
 
 #[tokio::test]
@@ -630,170 +500,6 @@ async fn bad_configurations_are_refused_naming_the_field() {
 // ---------------------------------------------------------------------------
 // E-mail against aiosmtpd.
 
-/// The aiosmtpd script: a Controller on 127.0.0.1:<port> that accepts AUTH
-/// (user `certctl`, password `s3cret`, also without TLS) and writes each message,
-/// parsed by Python's `email` package, as JSON into <dir>. Given `<cert> <key>` it
-/// offers STARTTLS and requires it before AUTH and mail.
-const SMTP_SERVER: &str = r#"
-import email, json, os, sys, time
-from email import policy
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-
-port, out = int(sys.argv[1]), sys.argv[2]
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"certctl" \
-        and auth_data.password == b"s3cret"
-    if not ok:
-        return AuthResult(success=False, handled=False)
-    return AuthResult(success=True, auth_data=auth_data.login.decode())
-
-class Capture:
-    count = 0
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=policy.default)
-        text = msg.get_body(preferencelist=("plain",))
-        html = msg.get_body(preferencelist=("html",))
-        record = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "auth_login": session.auth_data if session.authenticated else None,
-            "tls": session.ssl is not None,
-            "subject": str(msg["subject"]),
-            "from": str(msg["from"]),
-            "to": str(msg["to"]),
-            "has_date": msg["date"] is not None and msg["date"].datetime is not None,
-            "message_id": str(msg["message-id"]),
-            "content_type": msg.get_content_type(),
-            "text": text.get_content() if text is not None else None,
-            "html": html.get_content() if html is not None and html.get_content_type() == "text/html" else None,
-        }
-        Capture.count += 1
-        path = os.path.join(out, "%03d.json" % Capture.count)
-        with open(path + ".tmp", "w") as f:
-            json.dump(record, f)
-        os.rename(path + ".tmp", path)
-        return "250 Message accepted for delivery"
-
-options = {"authenticator": authenticator, "auth_require_tls": False}
-if len(sys.argv) > 3:
-    # With a certificate: STARTTLS is offered and required before AUTH or mail.
-    import ssl
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(sys.argv[3], sys.argv[4])
-    options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
-controller = Controller(Capture(), hostname="127.0.0.1", port=port, **options)
-controller.start()
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"#;
-
-/// A running aiosmtpd, stopped on drop.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    out: tempfile::TempDir,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpServer {
-    /// Starts aiosmtpd, or returns `None` (after saying so loudly) when it is not
-    /// installed and `CERTCTL_REQUIRE_AIOSMTPD` is unset.
-    fn start() -> Option<Self> {
-        Self::start_with(&[])
-    }
-
-    /// [`SmtpServer::start`] with extra script arguments (`<cert> <key>`: offer
-    /// STARTTLS with that certificate).
-    fn start_with(extra: &[&Path]) -> Option<Self> {
-        let python = std::env::var_os("CERTCTL_AIOSMTPD_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")
-            });
-        let available = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !available {
-            let message = format!(
-                "aiosmtpd is not available through {} (set CERTCTL_AIOSMTPD_PYTHON, or run \
-                 `python3 -m venv target/pyenv && target/pyenv/bin/pip install aiosmtpd`; \
-                 scripts/test does this)",
-                python.display()
-            );
-            if std::env::var_os("CERTCTL_REQUIRE_AIOSMTPD").is_some() {
-                panic!("{message}");
-            }
-            eprintln!("\n!!!!! SKIPPING the e-mail notifier test: {message} !!!!!\n");
-            return None;
-        }
-        let out = tempfile::tempdir().expect("tempdir");
-        let script = out.path().join("smtp_server.py");
-        std::fs::write(&script, SMTP_SERVER).expect("write script");
-        let messages = out.path().join("messages");
-        std::fs::create_dir(&messages).expect("mkdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&messages)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start aiosmtpd");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut ready)
-            .expect("read readiness");
-        assert_eq!(ready.trim(), "ready", "aiosmtpd did not start");
-        Some(Self { child, port, out })
-    }
-
-    fn authority(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The `n`-th received message (1-based), waiting for it.
-    fn message(&self, n: usize) -> Value {
-        self.message_within(n, Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("message {n} did not arrive"))
-    }
-
-    /// The `n`-th received message if it arrives within `wait`.
-    fn message_within(&self, n: usize, wait: Duration) -> Option<Value> {
-        let path = self
-            .out
-            .path()
-            .join("messages")
-            .join(format!("{n:03}.json"));
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                return Some(serde_json::from_str(&text).expect("message JSON"));
-            }
-            if start.elapsed() >= wait {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 #[tokio::test]
 async fn email_arrives_at_a_real_smtp_server() {
     let Some(server) = SmtpServer::start() else {
@@ -980,10 +686,7 @@ async fn email_goes_only_to_granted_servers_of_plugins_that_request_smtp() {
         ),
         "{err:?}"
     );
-    assert!(
-        !server.out.path().join("messages/001.json").exists(),
-        "nothing was sent"
-    );
+    assert!(!server.message_path(1).exists(), "nothing was sent");
 }
 
 #[tokio::test]
@@ -1031,70 +734,6 @@ async fn a_notifier_that_traps_or_hangs_fails_only_its_own_call() {
     assert_eq!(request.header("x-certctl-event"), Some("ExpirationWarning"));
 }
 
-/// Runs `cmd` (an openssl invocation), asserting it succeeds.
-fn openssl(cmd: &mut Command) {
-    let status = cmd.stderr(Stdio::null()).status().expect("run openssl");
-    assert!(status.success(), "{cmd:?}");
-}
-
-/// A throwaway CA (`ca.pem`) and a server certificate it signed for 127.0.0.1
-/// (`cert.pem`, `key.pem`) in `dir`.
-fn throwaway_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let p256 = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-    ];
-    openssl(
-        Command::new("openssl")
-            .args(["req", "-x509"])
-            .args(p256)
-            .args(["-subj", "/CN=certctl test SMTP CA", "-keyout"])
-            .arg(&ca_key)
-            .arg("-out")
-            .arg(&ca),
-    );
-    openssl(
-        Command::new("openssl")
-            .args(["req", "-x509", "-CA"])
-            .arg(&ca)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .args(p256)
-            .args(["-subj", "/CN=127.0.0.1"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-    );
-    (ca, cert, key)
-}
-
-/// An email plugin granted `server`, in a runtime changed by `change`.
-fn email_set(
-    server: &SmtpServer,
-    change: impl FnOnce(&mut RuntimeConfig),
-) -> (tempfile::TempDir, PluginSet) {
-    let plugins = plugin_dir(&["email"]);
-    let grants = Grants::default().with_plugin(
-        "email",
-        PluginGrant {
-            hosts: vec![server.authority()],
-            ..PluginGrant::default()
-        },
-    );
-    let set = load(&runtime_with(change), plugins.path(), &grants);
-    (plugins, set)
-}
-
 #[tokio::test]
 async fn starttls_trusts_the_operators_ca_bundle_and_verifies_always() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1113,7 +752,7 @@ async fn starttls_trusts_the_operators_ca_bundle_and_verifies_always() {
 
     // The public roots alone do not trust the private CA: the handshake fails before
     // any credentials or mail are sent.
-    let (_plugins, set) = email_set(&server, |_| {});
+    let (_plugins, set) = notifier_set("email", &[server.authority()]);
     let err = set
         .notifier("email")
         .expect("email")
@@ -1138,7 +777,9 @@ async fn starttls_trusts_the_operators_ca_bundle_and_verifies_always() {
     );
 
     // With the CA in the SMTP CA bundle: STARTTLS, AUTH over TLS, delivered.
-    let (_plugins, set) = email_set(&server, |c| c.smtp_ca_bundle = Some(ca.clone()));
+    let (_plugins, set) = notifier_set_with("email", &[server.authority()], |c| {
+        c.smtp_ca_bundle = Some(ca.clone())
+    });
     set.notifier("email")
         .expect("email")
         .notify(notification(config.clone()))
@@ -1156,7 +797,9 @@ async fn starttls_trusts_the_operators_ca_bundle_and_verifies_always() {
 
     // The bundle adds trust; it never removes verification: a certificate the bundle's
     // CA did not sign (here: the server's own, self-signed) still fails.
-    let (_plugins, set) = email_set(&server, |c| c.smtp_ca_bundle = Some(cert.clone()));
+    let (_plugins, set) = notifier_set_with("email", &[server.authority()], |c| {
+        c.smtp_ca_bundle = Some(cert.clone())
+    });
     let err = set
         .notifier("email")
         .expect("email")

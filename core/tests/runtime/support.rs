@@ -1,70 +1,20 @@
 //! Shared helpers: where the built components are, plugin directories made of
 //! them, grants, and a runtime with short limits.
 //!
-//! The components are built once by `plugins/build.sh` (wasm32-wasip2). Set
-//! `CERTCTL_PLUGIN_ARTIFACTS` to its output directory (the one holding `dist/` and
-//! `fixtures/`) to use a prebuilt set; otherwise the first test that needs them
-//! runs the script (incremental, a second when nothing changed).
+//! The components are built once by `plugins/build.sh` (wasm32-wasip2); see
+//! [`certctl_testkit::plugins`] for `CERTCTL_PLUGIN_ARTIFACTS`.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
-use certctl_core::runtime::{Grants, PluginGrant, PluginRuntime, PluginSet, RuntimeConfig};
+use certctl_core::runtime::{
+    Grants, PluginGrant, PluginRuntime, PluginSet, RuntimeConfig, TargetRequest,
+};
 
-/// The directory holding `dist/` (first-party plugins) and `fixtures/`.
-pub(crate) fn artifacts() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("CERTCTL_PLUGIN_ARTIFACTS") {
-            return PathBuf::from(dir);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new("bash")
-            .arg(root.join("plugins/build.sh"))
-            .status()
-            .expect("run plugins/build.sh");
-        assert!(status.success(), "plugins/build.sh failed");
-        root.join("target/plugins")
-    })
-}
-
-/// The built plugin `id` (looked up in `dist/`, then `fixtures/`).
-pub(crate) fn built(id: &str) -> PathBuf {
-    let dist = artifacts().join("dist").join(id);
-    if dist.is_dir() {
-        return dist;
-    }
-    let fixture = artifacts().join("fixtures").join(id);
-    assert!(
-        fixture.is_dir(),
-        "no built plugin {id} in {}",
-        artifacts().display()
-    );
-    fixture
-}
-
-/// A fresh plugin directory holding copies of the built plugins `ids`.
-pub(crate) fn plugin_dir(ids: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for id in ids {
-        install(dir.path(), id, id);
-    }
-    dir
-}
-
-/// Copies built plugin `id` into `<plugins>/<as_dir>/`.
-pub(crate) fn install(plugins: &Path, id: &str, as_dir: &str) -> PathBuf {
-    let dest = plugins.join(as_dir);
-    std::fs::create_dir_all(&dest).expect("mkdir");
-    for file in ["plugin.toml", "plugin.wasm"] {
-        std::fs::copy(built(id).join(file), dest.join(file)).expect("copy plugin");
-    }
-    dest
-}
+pub(crate) use certctl_testkit::plugins::{artifacts, install, plugin_dir};
 
 /// A runtime with a 2 s deadline and 32 MiB of memory, caching compiled
 /// components under the target directory so each is compiled once per build.
@@ -128,6 +78,18 @@ pub(crate) fn mode(path: &Path) -> u32 {
 /// Reads `path` as text.
 pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A deployment of [`LEAF`]-like `leaf` with [`CHAIN`] and [`KEY`] for target `t-web`.
+pub(crate) fn request(config: impl Borrow<serde_json::Value>, leaf: &str) -> TargetRequest {
+    TargetRequest {
+        certificate_pem: leaf.into(),
+        chain_pem: CHAIN.into(),
+        private_key_pem: KEY.into(),
+        config_json: config.borrow().to_string(),
+        target_id: "t-web".into(),
+        certificate_id: "mc-web".into(),
+    }
 }
 
 /// Test PEM blocks (only their framing matters to the plugins).

@@ -3,13 +3,11 @@
 
 use std::path::Path;
 
-use certctl_core::runtime::{
-    ConnectorErrorKind, RuntimeError, TargetPlugin, TargetRequest, ValidationRequest,
-};
+use certctl_core::runtime::{ConnectorErrorKind, RuntimeError, TargetPlugin, ValidationRequest};
 use serde_json::json;
 
 use crate::support::{
-    CHAIN, KEY, LEAF, argv, grant, load, mode, plugin_dir, read, runtime, script,
+    CHAIN, KEY, LEAF, argv, grant, load, mode, plugin_dir, read, request, runtime, script,
 };
 
 /// Plugin `id` with `dir` granted and `validate`/`reload` granted as given.
@@ -30,17 +28,6 @@ fn target(
     load(&runtime(), plugins.path(), &grant(id, &[dir], &commands))
         .target(id)
         .expect("target")
-}
-
-fn request(config: serde_json::Value, leaf: &str) -> TargetRequest {
-    TargetRequest {
-        certificate_pem: leaf.into(),
-        chain_pem: CHAIN.into(),
-        private_key_pem: KEY.into(),
-        config_json: config.to_string(),
-        target_id: "t-web".into(),
-        certificate_id: "mc-web".into(),
-    }
 }
 
 /// A reload script that appends a line to `dir/reload.log`.

@@ -13,7 +13,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix::Actor as _;
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderValue;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -22,19 +21,19 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use time::{Duration, OffsetDateTime};
 
-use certctl_host::actors::issuer_registry::{IssuerRegistry, Rebuild};
+use certctl_host::actors::issuer_registry::Rebuild;
 use certctl_host::actors::renewal_check::RenewalCheck;
 use certctl_host::clock::{Clock as _, ManualClock};
 use certctl_host::config::KeygenMode;
 use certctl_host::domain::audit::Actor;
 use certctl_host::domain::job_state::JobStatus;
 use certctl_host::domain::{certificate, issuer};
-use certctl_host::issuer::{ConnectorContext, ConnectorTypes};
-use certctl_host::pipeline::{Pipeline, PipelineSettings};
-use certctl_host::pki::local_ca::LocalCa;
-use certctl_host::store::{self, Store, certificates, jobs, records};
+use certctl_host::issuer::ConnectorTypes;
+use certctl_host::pipeline::Pipeline;
+use certctl_host::store::{Store, certificates, jobs, records};
 
 use crate::acme::{Pebble, acme_config, have_pebble};
+use crate::support::{in_process, pipeline};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -265,16 +264,7 @@ impl Env {
     async fn new(issuers: &[(&str, Value)]) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let store = Store::connect(&store::default_sqlite_url(&path))
-            .await
-            .unwrap();
-        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let ctx = ConnectorContext {
-            local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
-            data_dir: path.clone(),
-        };
-        let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
+        let (store, clock, registry) = in_process(&path, ConnectorTypes::native()).await;
         for (id, config) in issuers {
             records::create(
                 &store,
@@ -294,19 +284,7 @@ impl Env {
             registry.send(Rebuild).await.unwrap().unwrap(),
             issuers.len()
         );
-        let pipeline = Arc::new(Pipeline::new(
-            store.clone(),
-            clock.clone(),
-            PipelineSettings {
-                keygen_mode: KeygenMode::Server,
-                validity: std::time::Duration::from_secs(90 * 86_400),
-                public_url: "https://certctl.test".into(),
-                job_lease: std::time::Duration::from_secs(300),
-                server_key_dir: path.join("server-keys"),
-                abort_before_commit: false,
-            },
-            registry,
-        ));
+        let pipeline = pipeline((&store, &clock, &registry), &path, KeygenMode::Server, 90);
         Env {
             _dir: dir,
             store,

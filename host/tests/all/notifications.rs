@@ -10,18 +10,13 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader};
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use std::time::Instant;
 
-use actix::Actor as _;
 use certctl_core::runtime::{Grants, PluginGrant};
-use certctl_host::actors::issuer_registry::{IssuerRegistry, Rebuild};
+use certctl_host::actors::issuer_registry::Rebuild;
 use certctl_host::actors::notification_processor::NotificationProcessor;
 use certctl_host::actors::notification_retry::NotificationRetry;
 use certctl_host::actors::renewal_check::RenewalCheck;
@@ -30,179 +25,28 @@ use certctl_host::clock::{Clock as _, ManualClock};
 use certctl_host::config::KeygenMode;
 use certctl_host::domain::audit::Actor;
 use certctl_host::domain::{certificate, issuer, renewal_policy};
-use certctl_host::issuer::{ConnectorContext, ConnectorTypes};
+use certctl_host::issuer::ConnectorTypes;
 use certctl_host::notifier::channels::{NotificationSettings, implicit_grants};
 use certctl_host::notifier::wasm::WasmNotifier;
 use certctl_host::notifier::{NotificationService, Notifiers};
-use certctl_host::pipeline::{Pipeline, PipelineSettings};
-use certctl_host::pki::local_ca::LocalCa;
+use certctl_host::pipeline::Pipeline;
 use certctl_host::plugins::{PluginRegistry, PluginSettings};
 use certctl_host::store::notifications::{self, NewNotification};
 use certctl_host::store::{self, Store, jobs, records};
+use certctl_testkit::http::{Captured, Receiver};
+use certctl_testkit::plugins::install;
+use certctl_testkit::smtp::SmtpServer;
+use certctl_testkit::tls::throwaway_ca;
 use serde_json::{Value, json};
 use sqlx::Row as _;
-use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use time::Duration;
 
-use crate::support::{ServerBuilder, eventually};
+use crate::support::{ServerBuilder, eventually, in_process, notification_row, pipeline};
 
 const SECRET: &str = "webhook-test-secret";
 
-// ---------------------------------------------------------------------------------------
-// Plugins
-// ---------------------------------------------------------------------------------------
-
-/// Output of `plugins/build.sh` (`CERTCTL_PLUGIN_ARTIFACTS`, or built on first use).
-fn artifacts() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("CERTCTL_PLUGIN_ARTIFACTS") {
-            return PathBuf::from(dir);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = std::process::Command::new("bash")
-            .arg(root.join("plugins/build.sh"))
-            .status()
-            .expect("run plugins/build.sh");
-        assert!(status.success(), "plugins/build.sh failed");
-        root.join("target/plugins")
-    })
-}
-
-/// Copies plugin `id` from `dist` or `fixtures` into `plugins/<id>`.
-fn install(plugins: &Path, from: &str, id: &str) {
-    let dest = plugins.join(id);
-    std::fs::create_dir_all(&dest).unwrap();
-    for file in ["plugin.toml", "plugin.wasm"] {
-        std::fs::copy(artifacts().join(from).join(id).join(file), dest.join(file))
-            .unwrap_or_else(|e| panic!("{from}/{id}/{file}: {e}"));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A local HTTP receiver
-// ---------------------------------------------------------------------------------------
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// An HTTP/1.1 server on 127.0.0.1 answering every request with the current status.
-struct Receiver {
-    addr: SocketAddr,
-    status: Arc<AtomicU16>,
-    requests: Arc<Mutex<Vec<Received>>>,
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
-    let mut buf = Vec::new();
-    let mut chunk = [0_u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Received {
-        path,
-        headers,
-        body,
-    })
-}
-
-impl Receiver {
-    async fn start(status: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let status = Arc::new(AtomicU16::new(status));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (s, r) = (status.clone(), requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (s, r) = (s.clone(), r.clone());
-                tokio::spawn(async move {
-                    if let Some(req) = read_request(&mut stream).await {
-                        r.lock().unwrap().push(req);
-                        let code = s.load(Ordering::SeqCst);
-                        let answer = format!(
-                            "HTTP/1.1 {code} Test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        );
-                        let _ = stream.write_all(answer.as_bytes()).await;
-                        let _ = stream.shutdown().await;
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            status,
-            requests,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn authority(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn set_status(&self, code: u16) {
-        self.status.store(code, Ordering::SeqCst);
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
 /// Checks `X-Certctl-Signature: sha256=<hex HMAC-SHA256(SECRET, body)>`.
-fn assert_signed(r: &Received) {
+fn assert_signed(r: &Captured) {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
     let expected = format!(
         "sha256={}",
@@ -231,41 +75,17 @@ struct Env {
 }
 
 impl Env {
-    async fn new(plugins: &[(&str, &str)]) -> Self {
+    async fn new(plugins: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        for (from, id) in plugins {
-            install(&path.join("plugins"), from, id);
+        for id in plugins {
+            install(&path.join("plugins"), id, id);
         }
-        let store = Store::connect(&store::default_sqlite_url(&path))
-            .await
-            .unwrap();
-        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let ca = LocalCa::load_or_create(&path.join("ca")).unwrap();
-        let ctx = ConnectorContext {
-            local_ca: Arc::new(ca),
-            data_dir: path.clone(),
-        };
-        let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
-        let pipeline = |keygen_mode, validity_days: u64| {
-            Arc::new(Pipeline::new(
-                store.clone(),
-                clock.clone(),
-                PipelineSettings {
-                    keygen_mode,
-                    validity: StdDuration::from_secs(validity_days * 86_400),
-                    public_url: "https://certctl.test".into(),
-                    job_lease: StdDuration::from_secs(300),
-                    server_key_dir: path.join("server-keys"),
-                    abort_before_commit: false,
-                },
-                registry.clone(),
-            ))
-        };
+        let (store, clock, registry) = in_process(&path, ConnectorTypes::native()).await;
+        let parts = (&store, &clock, &registry);
         let env = Self {
-            pipeline: pipeline(KeygenMode::Agent, 30),
-            server_pipeline: pipeline(KeygenMode::Server, 40),
+            pipeline: pipeline(parts, &path, KeygenMode::Agent, 30),
+            server_pipeline: pipeline(parts, &path, KeygenMode::Server, 40),
             dir: Some(dir),
             path,
             store,
@@ -322,19 +142,7 @@ impl Env {
 
     /// (status, attempts, next_attempt_at, last_error) of a notification.
     async fn row(&self, id: &str) -> (String, i64, Option<String>, Option<String>) {
-        let r = sqlx::query(
-            "SELECT status, attempts, next_attempt_at, last_error FROM notification_events WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_one(self.store.pool())
-        .await
-        .unwrap();
-        (
-            r.try_get(0).unwrap(),
-            r.try_get(1).unwrap(),
-            r.try_get(2).unwrap(),
-            r.try_get(3).unwrap(),
-        )
+        notification_row(&self.store, "id", id).await
     }
 
     /// Ids of the notifications with this dedup key, by channel.
@@ -414,8 +222,8 @@ fn webhook_settings(receiver: &Receiver) -> NotificationSettings {
 
 #[actix::test]
 async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
-    let receiver = Receiver::start(500).await;
-    let env = Env::new(&[("dist", "webhook")]).await;
+    let receiver = Receiver::with_status(500);
+    let env = Env::new(&["webhook"]).await;
     let service = env.service(&webhook_settings(&receiver)).await;
     let processor = env.processor(service.notifiers.clone());
     let retry = Arc::new(NotificationRetry(env.pipeline.clone()));
@@ -603,8 +411,8 @@ fn env_dir(dir: Option<tempfile::TempDir>) -> tempfile::TempDir {
 
 #[actix::test]
 async fn trapping_or_hanging_notifier_fails_only_its_own_notifications() {
-    let receiver = Receiver::start(200).await;
-    let env = Env::new(&[("dist", "webhook"), ("fixtures", "hostile-notifier")]).await;
+    let receiver = Receiver::with_status(200);
+    let env = Env::new(&["webhook", "hostile-notifier"]).await;
     let grants = Grants::default().with_plugin(
         "webhook",
         PluginGrant {
@@ -703,8 +511,8 @@ async fn trapping_or_hanging_notifier_fails_only_its_own_notifications() {
 
 #[actix::test]
 async fn expiring_certificate_warns_once_per_threshold_through_the_webhook() {
-    let receiver = Receiver::start(200).await;
-    let env = Env::new(&[("dist", "webhook")]).await;
+    let receiver = Receiver::with_status(200);
+    let env = Env::new(&["webhook"]).await;
     let service = env.service(&webhook_settings(&receiver)).await;
     let processor = env.processor(service.notifiers.clone());
     let check = RenewalCheck::new(env.pipeline.clone());
@@ -767,8 +575,8 @@ async fn expiring_certificate_warns_once_per_threshold_through_the_webhook() {
 
 #[actix::test]
 async fn renewal_policy_channels_override_the_routing() {
-    let receiver = Receiver::start(200).await;
-    let env = Env::new(&[("dist", "webhook")]).await;
+    let receiver = Receiver::with_status(200);
+    let env = Env::new(&["webhook"]).await;
     let service = env.service(&webhook_settings(&receiver)).await;
     let processor = env.processor(service.notifiers.clone());
     let values = json!({"name": "loud", "notification_channels": ["teams", "webhook"]});
@@ -844,178 +652,18 @@ async fn renewal_policy_channels_override_the_routing() {
 // Digest through the email channel, against aiosmtpd (as core/tests/runtime/notifiers.rs)
 // ---------------------------------------------------------------------------------------
 
-/// The aiosmtpd script: a Controller on 127.0.0.1:<port> that accepts AUTH
-/// (user `certctl`, password `s3cret`, also without TLS) and writes each message,
-/// parsed by Python's `email` package, as JSON into <dir>. Given `<cert> <key>` it
-/// offers STARTTLS and requires it before AUTH and mail.
-const SMTP_SERVER: &str = r#"
-import email, json, os, sys, time
-from email import policy
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-
-port, out = int(sys.argv[1]), sys.argv[2]
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"certctl" \
-        and auth_data.password == b"s3cret"
-    if not ok:
-        return AuthResult(success=False, handled=False)
-    return AuthResult(success=True, auth_data=auth_data.login.decode())
-
-class Capture:
-    count = 0
-    async def handle_DATA(self, server, session, envelope):
-        msg = email.message_from_bytes(envelope.content, policy=policy.default)
-        text = msg.get_body(preferencelist=("plain",))
-        html = msg.get_body(preferencelist=("html",))
-        record = {
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": envelope.rcpt_tos,
-            "auth_login": session.auth_data if session.authenticated else None,
-            "tls": session.ssl is not None,
-            "subject": str(msg["subject"]),
-            "from": str(msg["from"]),
-            "to": str(msg["to"]),
-            "has_date": msg["date"] is not None and msg["date"].datetime is not None,
-            "message_id": str(msg["message-id"]),
-            "content_type": msg.get_content_type(),
-            "text": text.get_content() if text is not None else None,
-            "html": html.get_content() if html is not None and html.get_content_type() == "text/html" else None,
-        }
-        Capture.count += 1
-        path = os.path.join(out, "%03d.json" % Capture.count)
-        with open(path + ".tmp", "w") as f:
-            json.dump(record, f)
-        os.rename(path + ".tmp", path)
-        return "250 Message accepted for delivery"
-
-options = {"authenticator": authenticator, "auth_require_tls": False}
-if len(sys.argv) > 3:
-    # With a certificate: STARTTLS is offered and required before AUTH or mail.
-    import ssl
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(sys.argv[3], sys.argv[4])
-    options.update(tls_context=context, require_starttls=True, auth_require_tls=True)
-controller = Controller(Capture(), hostname="127.0.0.1", port=port, **options)
-controller.start()
-print("ready", flush=True)
-while True:
-    time.sleep(3600)
-"#;
-
-/// A running aiosmtpd, stopped on drop.
-struct SmtpServer {
-    child: Child,
-    port: u16,
-    out: tempfile::TempDir,
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpServer {
-    /// Starts aiosmtpd, or returns `None` (after saying so loudly) when it is not
-    /// installed and `CERTCTL_REQUIRE_AIOSMTPD` is unset.
-    fn start() -> Option<Self> {
-        Self::start_with(&[])
-    }
-
-    /// [`SmtpServer::start`] with extra script arguments (`<cert> <key>`: require
-    /// STARTTLS with that certificate).
-    fn start_with(extra: &[&Path]) -> Option<Self> {
-        let python = std::env::var_os("CERTCTL_AIOSMTPD_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python")
-            });
-        let available = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !available {
-            let message = format!(
-                "aiosmtpd is not available through {} (set CERTCTL_AIOSMTPD_PYTHON, or run \
-                 `python3 -m venv target/pyenv && target/pyenv/bin/pip install aiosmtpd`; \
-                 scripts/test does this)",
-                python.display()
-            );
-            if std::env::var_os("CERTCTL_REQUIRE_AIOSMTPD").is_some() {
-                panic!("{message}");
-            }
-            eprintln!("\n!!!!! SKIPPING the e-mail notifier test: {message} !!!!!\n");
-            return None;
-        }
-        let out = tempfile::tempdir().expect("tempdir");
-        let script = out.path().join("smtp_server.py");
-        std::fs::write(&script, SMTP_SERVER).expect("write script");
-        let messages = out.path().join("messages");
-        std::fs::create_dir(&messages).expect("mkdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&messages)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start aiosmtpd");
-        let mut ready = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout)
-            .read_line(&mut ready)
-            .expect("read readiness");
-        assert_eq!(ready.trim(), "ready", "aiosmtpd did not start");
-        Some(Self { child, port, out })
-    }
-
-    /// The `n`-th received message (1-based), waiting for it.
-    fn message(&self, n: usize) -> Value {
-        self.message_within(n, StdDuration::from_secs(10))
-            .unwrap_or_else(|| panic!("message {n} did not arrive"))
-    }
-
-    /// The `n`-th received message if it arrives within `wait`.
-    fn message_within(&self, n: usize, wait: StdDuration) -> Option<Value> {
-        let path = self
-            .out
-            .path()
-            .join("messages")
-            .join(format!("{n:03}.json"));
-        let start = Instant::now();
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&path) {
-                return Some(serde_json::from_str(&text).expect("message JSON"));
-            }
-            if start.elapsed() >= wait {
-                return None;
-            }
-            std::thread::sleep(StdDuration::from_millis(20));
-        }
-    }
-
-    /// A server builder whose `email` channel points at this server (AUTH without TLS,
-    /// allowed because it is on loopback), with the email plugin installed in `plugins`.
-    fn server_builder(&self, plugins: &Path) -> ServerBuilder {
-        install(plugins, "dist", "email");
-        ServerBuilder::new()
-            .env("CERTCTL_PLUGIN_DIR", plugins.to_str().unwrap())
-            .env("CERTCTL_SMTP_HOST", "127.0.0.1")
-            .env("CERTCTL_SMTP_PORT", &self.port.to_string())
-            .env("CERTCTL_SMTP_USE_TLS", "false")
-            .env("CERTCTL_SMTP_USERNAME", "certctl")
-            .env("CERTCTL_SMTP_PASSWORD", "s3cret")
-            .env("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com")
-    }
+/// A server builder whose `email` channel points at `smtp` (AUTH without TLS, allowed
+/// because it is on loopback), with the email plugin installed in `plugins`.
+fn server_builder(smtp: &SmtpServer, plugins: &Path) -> ServerBuilder {
+    install(plugins, "email", "email");
+    ServerBuilder::new()
+        .env("CERTCTL_PLUGIN_DIR", plugins.to_str().unwrap())
+        .env("CERTCTL_SMTP_HOST", "127.0.0.1")
+        .env("CERTCTL_SMTP_PORT", &smtp.port.to_string())
+        .env("CERTCTL_SMTP_USE_TLS", "false")
+        .env("CERTCTL_SMTP_USERNAME", "certctl")
+        .env("CERTCTL_SMTP_PASSWORD", "s3cret")
+        .env("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com")
 }
 
 fn assert_digest(m: &Value) {
@@ -1042,15 +690,7 @@ async fn digest_is_sent_through_the_email_channel() {
         return;
     };
     let plugins = tempfile::tempdir().unwrap();
-    install(plugins.path(), "dist", "email");
-    let server = ServerBuilder::new()
-        .env("CERTCTL_PLUGIN_DIR", plugins.path().to_str().unwrap())
-        .env("CERTCTL_SMTP_HOST", "127.0.0.1")
-        .env("CERTCTL_SMTP_PORT", &smtp.port.to_string())
-        .env("CERTCTL_SMTP_USE_TLS", "false")
-        .env("CERTCTL_SMTP_USERNAME", "certctl")
-        .env("CERTCTL_SMTP_PASSWORD", "s3cret")
-        .env("CERTCTL_SMTP_FROM_ADDRESS", "certctl@example.com")
+    let server = server_builder(&smtp, plugins.path())
         .env(
             "CERTCTL_DIGEST_RECIPIENTS",
             "ops@example.com, sec@example.com",
@@ -1097,33 +737,6 @@ async fn digest_is_sent_through_the_email_channel() {
     );
 }
 
-/// A throwaway CA (`ca.pem`) and a certificate it signed for 127.0.0.1 (`cert.pem`,
-/// `key.pem`) in `dir`.
-fn throwaway_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "certctl test SMTP CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
-    let paths = (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    );
-    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
-    std::fs::write(&paths.1, leaf.pem()).unwrap();
-    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
-    paths
-}
-
 /// The digest reaches a relay whose certificate comes from a private CA over STARTTLS
 /// (AUTH only after it) once CERTCTL_SMTP_CA_BUNDLE names that CA; without it the
 /// handshake fails and the API says so.
@@ -1136,7 +749,7 @@ async fn digest_goes_over_starttls_to_a_relay_of_the_smtp_ca_bundle() {
     };
     let plugins = tempfile::tempdir().unwrap();
     let builder = || {
-        smtp.server_builder(plugins.path())
+        server_builder(&smtp, plugins.path())
             .env("CERTCTL_SMTP_USE_TLS", "true")
             .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
     };
@@ -1176,7 +789,7 @@ async fn digest_without_recipients_goes_to_each_certificate_owner_once() {
         return;
     };
     let plugins = tempfile::tempdir().unwrap();
-    let server = smtp.server_builder(plugins.path()).start().await;
+    let server = server_builder(&smtp, plugins.path()).start().await;
     let api = server.admin();
     // Nobody to send to yet.
     let none = api.post("digest/send", &Value::Null).await;
@@ -1260,15 +873,13 @@ async fn digest_loop_sends_after_each_interval_only_when_enabled() {
     let (enabled_plugins, disabled_plugins) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let before_start = Instant::now();
-    let enabled = enabled_smtp
-        .server_builder(enabled_plugins.path())
+    let enabled = server_builder(&enabled_smtp, enabled_plugins.path())
         .env("CERTCTL_DIGEST_ENABLED", "true")
         .env("CERTCTL_DIGEST_INTERVAL", "3s")
         .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
         .start()
         .await;
-    let disabled = disabled_smtp
-        .server_builder(disabled_plugins.path())
+    let disabled = server_builder(&disabled_smtp, disabled_plugins.path())
         .env("CERTCTL_DIGEST_INTERVAL", "1s")
         .env("CERTCTL_DIGEST_RECIPIENTS", "ops@example.com")
         .start()
@@ -1351,7 +962,7 @@ fn failed_start(env: &[(&str, &str)]) -> String {
 #[test]
 fn unusable_channel_configuration_stops_the_server() {
     let plugins = tempfile::tempdir().unwrap();
-    install(plugins.path(), "dist", "webhook");
+    install(plugins.path(), "webhook", "webhook");
     let dir = plugins.path().to_str().unwrap();
 
     // A channel without its plugin.
@@ -1369,7 +980,7 @@ fn unusable_channel_configuration_stops_the_server() {
         "{out}"
     );
     // A configuration the plugin refuses.
-    install(plugins.path(), "dist", "pagerduty");
+    install(plugins.path(), "pagerduty", "pagerduty");
     let out = failed_start(&[
         ("CERTCTL_PLUGIN_DIR", dir),
         ("CERTCTL_PAGERDUTY_ROUTING_KEY", "routing-key"),

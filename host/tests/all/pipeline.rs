@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
-use actix::{Actor as _, Addr};
+use actix::Addr;
 use certctl_host::actors::issuer_actor::Restarts;
 use certctl_host::actors::issuer_registry::{IssuerRegistry, Lookup, Rebuild};
 use certctl_host::actors::job_retry::JobRetry;
@@ -31,15 +31,16 @@ use certctl_host::issuer::{
     IssuerConnector,
 };
 use certctl_host::notifier::{Notifier, Notifiers};
-use certctl_host::pipeline::{Pipeline, PipelineSettings};
-use certctl_host::pki::local_ca::LocalCa;
+use certctl_host::pipeline::Pipeline;
 use certctl_host::store::jobs::{self, Changes, Job};
 use certctl_host::store::notifications::{self, NewNotification, Notification};
-use certctl_host::store::{self, Store, certificates, records};
+use certctl_host::store::{Store, certificates, records};
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::Row as _;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
+
+use crate::support::{self, in_process, pipeline};
 
 // ---------------------------------------------------------------------------------------
 // Harness
@@ -58,18 +59,7 @@ impl Env {
     async fn new(types: ConnectorTypes) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let store = Store::connect(&store::default_sqlite_url(&path))
-            .await
-            .unwrap();
-        // Whole seconds, so stored timestamps and computed instants compare exactly.
-        let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
-        let clock = Arc::new(ManualClock::new(start));
-        let ca = LocalCa::load_or_create(&path.join("ca")).unwrap();
-        let ctx = ConnectorContext {
-            local_ca: Arc::new(ca),
-            data_dir: path.clone(),
-        };
-        let registry = IssuerRegistry::new(store.clone(), types, ctx).start();
+        let (store, clock, registry) = in_process(&path, types).await;
         Self {
             _dir: dir,
             path,
@@ -81,19 +71,12 @@ impl Env {
 
     /// A pipeline sharing the store, clock and registry.
     fn pipeline(&self, keygen_mode: KeygenMode, validity_days: u64) -> Arc<Pipeline> {
-        Arc::new(Pipeline::new(
-            self.store.clone(),
-            self.clock.clone(),
-            PipelineSettings {
-                keygen_mode,
-                validity: StdDuration::from_secs(validity_days * 86_400),
-                public_url: "https://certctl.test".into(),
-                job_lease: StdDuration::from_secs(300),
-                server_key_dir: self.path.join("server-keys"),
-                abort_before_commit: false,
-            },
-            self.registry.clone(),
-        ))
+        pipeline(
+            (&self.store, &self.clock, &self.registry),
+            &self.path,
+            keygen_mode,
+            validity_days,
+        )
     }
 
     fn now(&self) -> String {
@@ -813,19 +796,9 @@ async fn reaper_times_out_awaiting_csr_and_recovers_lost_leases() {
 // 4. Notification retry and dead letter
 // ---------------------------------------------------------------------------------------
 
-/// (status, attempts, next_attempt_at, last_error) of the test notification.
+/// The row of the test's notification (dedup key `test:dead-letter`).
 async fn notification_row(store: &Store) -> (String, i64, Option<String>, Option<String>) {
-    let r =
-        sqlx::query("SELECT status, attempts, next_attempt_at, last_error FROM notification_events WHERE dedup_key = 'test:dead-letter'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    (
-        r.try_get(0).unwrap(),
-        r.try_get(1).unwrap(),
-        r.try_get(2).unwrap(),
-        r.try_get(3).unwrap(),
-    )
+    support::notification_row(store, "dedup_key", "test:dead-letter").await
 }
 
 /// A notifier that never delivers.

@@ -5,41 +5,10 @@
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
+use certctl_testkit::plugins::install;
 use serde_json::Value;
 
 use crate::support::ServerBuilder;
-
-/// Output of `plugins/build.sh` (`CERTCTL_PLUGIN_ARTIFACTS`, or built on first use).
-fn artifacts() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("CERTCTL_PLUGIN_ARTIFACTS") {
-            return PathBuf::from(dir);
-        }
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = std::process::Command::new("bash")
-            .arg(root.join("plugins/build.sh"))
-            .status()
-            .expect("run plugins/build.sh");
-        assert!(status.success(), "plugins/build.sh failed");
-        root.join("target/plugins")
-    })
-}
-
-fn install(plugins: &Path, id: &str) {
-    let dest = plugins.join(id);
-    std::fs::create_dir_all(&dest).unwrap();
-    for file in ["plugin.toml", "plugin.wasm"] {
-        std::fs::copy(
-            artifacts().join("dist").join(id).join(file),
-            dest.join(file),
-        )
-        .unwrap();
-    }
-}
 
 fn by_id<'a>(listing: &'a Value, id: &str) -> &'a Value {
     listing["data"]
@@ -54,7 +23,7 @@ fn by_id<'a>(listing: &'a Value, id: &str) -> &'a Value {
 async fn plugins_are_listed_with_grants_and_errors_and_reloaded_on_demand() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
-    install(&plugins, "nginx");
+    install(&plugins, "nginx", "nginx");
     std::fs::create_dir_all(plugins.join("broken")).unwrap();
     std::fs::write(
         plugins.join("broken/plugin.toml"),
@@ -121,7 +90,7 @@ async fn plugins_are_listed_with_grants_and_errors_and_reloaded_on_demand() {
     );
 
     // A plugin dropped in later appears on reload.
-    install(&plugins, "haproxy");
+    install(&plugins, "haproxy", "haproxy");
     let reloaded = admin.post("plugins/reload", &Value::Null).await;
     assert_eq!(reloaded.status, 200, "{:?}", reloaded.body);
     assert_eq!(by_id(&reloaded.body, "haproxy")["status"], "loaded");

@@ -4,11 +4,22 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::{Actor as _, Addr};
+use certctl_host::actors::issuer_registry::IssuerRegistry;
+use certctl_host::clock::ManualClock;
+use certctl_host::config::KeygenMode;
+use certctl_host::issuer::{ConnectorContext, ConnectorTypes};
+use certctl_host::pipeline::{Pipeline, PipelineSettings};
+use certctl_host::pki::local_ca::LocalCa;
+use certctl_host::store::{self, Store};
 use serde_json::Value;
+use sqlx::Row as _;
+use time::OffsetDateTime;
 
 /// Admin key every test server is seeded with.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -394,4 +405,72 @@ pub async fn get_ca(api: &Api) -> reqwest::Response {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     r
+}
+
+// ---------------------------------------------------------------------------------------
+// In-process harness (the loops' `tick` called directly, time from a manual clock)
+// ---------------------------------------------------------------------------------------
+
+/// A SQLite store in `path`, a manual clock at the current whole second (so stored
+/// timestamps and computed instants compare exactly) and a started issuer registry of
+/// `types` over a Local CA in `path/ca`.
+pub async fn in_process(
+    path: &Path,
+    types: ConnectorTypes,
+) -> (Store, Arc<ManualClock>, Addr<IssuerRegistry>) {
+    let store = Store::connect(&store::default_sqlite_url(path))
+        .await
+        .unwrap();
+    let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let ctx = ConnectorContext {
+        local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+        data_dir: path.to_path_buf(),
+    };
+    let registry = IssuerRegistry::new(store.clone(), types, ctx).start();
+    (store, clock, registry)
+}
+
+/// A pipeline over the [`in_process`] parts of `path`, issuing for `validity_days`.
+pub fn pipeline(
+    (store, clock, registry): (&Store, &Arc<ManualClock>, &Addr<IssuerRegistry>),
+    path: &Path,
+    keygen_mode: KeygenMode,
+    validity_days: u64,
+) -> Arc<Pipeline> {
+    Arc::new(Pipeline::new(
+        store.clone(),
+        clock.clone(),
+        PipelineSettings {
+            keygen_mode,
+            validity: Duration::from_secs(validity_days * 86_400),
+            public_url: "https://certctl.test".into(),
+            job_lease: Duration::from_secs(300),
+            server_key_dir: path.join("server-keys"),
+            abort_before_commit: false,
+        },
+        registry.clone(),
+    ))
+}
+
+/// (status, attempts, next_attempt_at, last_error) of the notification whose `column`
+/// is `value`.
+pub async fn notification_row(
+    store: &Store,
+    column: &str,
+    value: &str,
+) -> (String, i64, Option<String>, Option<String>) {
+    let r = sqlx::query(&format!(
+        "SELECT status, attempts, next_attempt_at, last_error FROM notification_events WHERE {column} = ?"
+    ))
+    .bind(value)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    (
+        r.try_get(0).unwrap(),
+        r.try_get(1).unwrap(),
+        r.try_get(2).unwrap(),
+        r.try_get(3).unwrap(),
+    )
 }
