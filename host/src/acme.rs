@@ -1,12 +1,14 @@
 //! The native ACME issuer (RFC 8555) on top of `instant-acme`: account registration (with
 //! optional External Account Binding), the account key persisted 0600 in the data dir,
-//! HTTP-01 through a built-in challenge responder, DNS-01 through operator scripts, order
+//! HTTP-01 through a built-in challenge responder, DNS-01 and DNS-PERSIST-01 (a standing
+//! `_validation-persist` record, draft-ietf-acme-dns-persist) through operator scripts, order
 //! polling with bounded backoff and a deadline, chain download and revocation. When the
 //! directory offers them: ACME Renewal Information (RFC 9773: the suggested renewal window,
 //! and `replaces` on the renewal's newOrder) and certificate profiles (`profile` on newOrder).
 //!
 //! Settings come from the issuer config JSON; `CERTCTL_ACME_*` environment variables supply
-//! defaults for settings the config leaves out.
+//! defaults for settings the config leaves out. The reference implementation's names
+//! (`eab_hmac`, `http_port`, `dns_propagation_wait`, `CERTCTL_ACME_EAB_HMAC`) are aliases.
 
 pub mod responder;
 
@@ -37,7 +39,9 @@ pub enum ChallengeKind {
     Http01,
     /// DNS-01 through operator scripts.
     Dns01,
-    /// DNS-PERSIST-01 through operator scripts (falls back to DNS-01 when not offered).
+    /// DNS-PERSIST-01 (draft-ietf-acme-dns-persist): a standing `_validation-persist` TXT
+    /// record published once through the present script; falls back to DNS-01 when the CA
+    /// does not offer it.
     DnsPersist01,
 }
 
@@ -87,6 +91,10 @@ pub struct AcmeConfig {
     pub dns_propagation_wait: Duration,
     /// Deadline for the order to become ready / valid.
     pub order_timeout: Duration,
+    /// The CA's issuer domain for the DNS-PERSIST-01 record (e.g. `letsencrypt.org`).
+    pub dns_persist_issuer_domain: Option<String>,
+    /// Ask the CA's renewalInfo (ARI) for the renewal window; `false`: thresholds only.
+    pub ari_enabled: bool,
 }
 
 const KNOWN: &[&str] = &[
@@ -105,6 +113,12 @@ const KNOWN: &[&str] = &[
     "dns_script_timeout_seconds",
     "dns_propagation_wait_seconds",
     "order_timeout_seconds",
+    "dns_persist_issuer_domain",
+    "ari_enabled",
+    // The reference implementation's names, accepted as aliases.
+    "eab_hmac",
+    "http_port",
+    "dns_propagation_wait",
 ];
 
 fn setting(
@@ -171,6 +185,25 @@ impl AcmeConfig {
             )));
         }
         let get = |key: &str, env: &str| setting(obj, key, env, lookup);
+        // A setting with an alias name (the reference implementation's) in the config and/or
+        // the environment; ours wins in each, the config over the environment.
+        let aliased = |key: &str, alias: &str, env: &str, env_alias: &str| {
+            if obj.get(key).is_some_and(|v| !v.is_null())
+                && obj.get(alias).is_some_and(|v| !v.is_null())
+            {
+                return Err(ConnectorError::Config(format!(
+                    "set either \"{key}\" or its alias \"{alias}\", not both"
+                )));
+            }
+            let no_env = |_: &str| None;
+            Ok(match setting(obj, key, env, &no_env)? {
+                Some(v) => Some(v),
+                None => match setting(obj, alias, env, lookup)? {
+                    Some(v) => Some(v),
+                    None => lookup(env_alias).filter(|v| !v.is_empty()),
+                },
+            })
+        };
         let directory_url =
             get("directory_url", "CERTCTL_ACME_DIRECTORY_URL")?.ok_or_else(|| {
                 ConnectorError::Config(
@@ -191,8 +224,23 @@ impl AcmeConfig {
             &get("challenge_type", "CERTCTL_ACME_CHALLENGE_TYPE")?
                 .unwrap_or_else(|| "http-01".into()),
         )?;
-        let http01_listen = get("http01_listen", "CERTCTL_ACME_HTTP01_LISTEN")?
-            .unwrap_or_else(|| "0.0.0.0:80".into());
+        let http01_listen = match get("http01_listen", "CERTCTL_ACME_HTTP01_LISTEN")? {
+            Some(l) if obj.get("http_port").is_some_and(|v| !v.is_null()) => {
+                return Err(ConnectorError::Config(format!(
+                    "set either \"http01_listen\" ({l}) or \"http_port\", not both"
+                )));
+            }
+            Some(l) => l,
+            None => match setting(obj, "http_port", "", &|_| None)? {
+                Some(port) => {
+                    let port: u16 = port.parse().map_err(|_| {
+                        ConnectorError::Config(format!("http_port \"{port}\" is not a port"))
+                    })?;
+                    format!("0.0.0.0:{port}")
+                }
+                None => "0.0.0.0:80".into(),
+            },
+        };
         if http01_listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConnectorError::Config(format!(
                 "http01_listen \"{http01_listen}\" is not an address:port"
@@ -204,7 +252,12 @@ impl AcmeConfig {
                 None => false,
             };
         let eab_kid = get("eab_kid", "CERTCTL_ACME_EAB_KID")?;
-        let eab_hmac_key = get("eab_hmac_key", "CERTCTL_ACME_EAB_HMAC_KEY")?;
+        let eab_hmac_key = aliased(
+            "eab_hmac_key",
+            "eab_hmac",
+            "CERTCTL_ACME_EAB_HMAC_KEY",
+            "CERTCTL_ACME_EAB_HMAC",
+        )?;
         if eab_kid.is_some() != eab_hmac_key.is_some() {
             return Err(ConnectorError::Config(
                 "eab_kid and eab_hmac_key must be set together".into(),
@@ -268,8 +321,10 @@ impl AcmeConfig {
             )?,
             dns_propagation_wait: parse_secs(
                 "dns_propagation_wait_seconds",
-                get(
+                aliased(
                     "dns_propagation_wait_seconds",
+                    "dns_propagation_wait",
+                    "CERTCTL_ACME_DNS_PROPAGATION_WAIT",
                     "CERTCTL_ACME_DNS_PROPAGATION_WAIT",
                 )?,
                 0,
@@ -279,6 +334,16 @@ impl AcmeConfig {
                 get("order_timeout_seconds", "CERTCTL_ACME_ORDER_TIMEOUT")?,
                 120,
             )?,
+            dns_persist_issuer_domain: get(
+                "dns_persist_issuer_domain",
+                "CERTCTL_ACME_DNS_PERSIST_ISSUER_DOMAIN",
+            )?
+            .map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|d| !d.is_empty()),
+            ari_enabled: match get("ari_enabled", "CERTCTL_ACME_ARI_ENABLED")? {
+                Some(v) => parse_bool("ari_enabled", &v)?,
+                None => true,
+            },
         })
     }
 }
@@ -308,11 +373,10 @@ impl AcmeIssuer {
     /// account is registered on first use.
     pub fn from_config(config: &Value, ctx: &ConnectorContext) -> Result<Self, ConnectorError> {
         let config = AcmeConfig::parse(config, &|k| std::env::var(k).ok())?;
-        let digest = hex::encode(Sha256::digest(config.directory_url.as_bytes()));
         let account_file = ctx
             .data_dir
             .join("acme")
-            .join(format!("account-{}.json", &digest[..16]));
+            .join(format!("account-{}.json", account_key(&config)));
         Ok(Self {
             responder: responder::Responder::new(config.http01_listen.clone()),
             config,
@@ -428,12 +492,34 @@ impl AcmeIssuer {
             .map_err(|e| self.acme_error("account registration failed", e))?;
         let json = serde_json::to_vec(&creds)
             .map_err(|e| ConnectorError::Crashed(format!("serializing ACME account: {e}")))?;
-        write_private(&self.account_file, &json).map_err(|e| {
+        let created = write_private(&self.account_file, &json, false).map_err(|e| {
             ConnectorError::Unavailable(format!(
                 "writing ACME account key {}: {e}",
                 self.account_file.display()
             ))
         })?;
+        if !created {
+            // Another issuer with the same directory, EAB key and contact registered at the
+            // same time: the file is never replaced, so use the account it holds.
+            tracing::info!(file = %self.account_file.display(), "ACME account file appeared meanwhile; using it");
+            let bytes = std::fs::read(&self.account_file).map_err(|e| {
+                ConnectorError::Unavailable(format!(
+                    "ACME account file {}: {e}",
+                    self.account_file.display()
+                ))
+            })?;
+            let creds: AccountCredentials = serde_json::from_slice(&bytes).map_err(|e| {
+                ConnectorError::Config(format!(
+                    "ACME account file {}: {e}",
+                    self.account_file.display()
+                ))
+            })?;
+            return self
+                .builder()?
+                .from_credentials(creds)
+                .await
+                .map_err(|e| self.acme_error("loading the account", e));
+        }
         tracing::info!(directory = %self.config.directory_url, account = account.id(), "ACME account registered");
         Ok(account)
     }
@@ -441,14 +527,17 @@ impl AcmeIssuer {
     async fn run_script(
         &self,
         script: &Path,
-        domain: &str,
-        value: &str,
+        record: &DnsRecord,
         token: &str,
     ) -> Result<(), ConnectorError> {
-        let fqdn = format!("_acme-challenge.{domain}");
+        let DnsRecord {
+            domain,
+            fqdn,
+            value,
+        } = record;
         let mut cmd = tokio::process::Command::new(script);
         cmd.env("CERTCTL_DNS_DOMAIN", domain)
-            .env("CERTCTL_DNS_FQDN", &fqdn)
+            .env("CERTCTL_DNS_FQDN", fqdn)
             .env("CERTCTL_DNS_VALUE", value)
             .env("CERTCTL_DNS_TOKEN", token)
             .stdin(std::process::Stdio::null())
@@ -542,13 +631,13 @@ impl AcmeIssuer {
         } else {
             None
         };
-        let mut cleanups: Vec<(String, String, String)> = Vec::new();
+        let mut cleanups: Vec<(DnsRecord, String)> = Vec::new();
         let result = self
-            .solve_and_finalize(&mut order, req, &mut cleanups)
+            .solve_and_finalize(&mut order, req, account.id(), &mut cleanups)
             .await;
         if let Some(script) = &self.config.dns_cleanup_script {
-            for (domain, value, token) in &cleanups {
-                if let Err(e) = self.run_script(script, domain, value, token).await {
+            for (record, token) in &cleanups {
+                if let Err(e) = self.run_script(script, record, token).await {
                     tracing::warn!(error = %e, "DNS cleanup script failed");
                 }
             }
@@ -565,7 +654,8 @@ impl AcmeIssuer {
         &self,
         order: &mut instant_acme::Order,
         req: &IssuanceRequest,
-        cleanups: &mut Vec<(String, String, String)>,
+        account_uri: &str,
+        cleanups: &mut Vec<(DnsRecord, String)>,
     ) -> Result<IssuanceResult, ConnectorError> {
         let mut published_dns = false;
         let mut to_ready = Vec::new();
@@ -614,14 +704,34 @@ impl AcmeIssuer {
                             .insert(challenge.token.clone(), key_auth.as_str().to_owned());
                     }
                     _ => {
-                        let value = key_auth.dns_value();
+                        let record = if wanted == ChallengeType::Dns01 {
+                            DnsRecord::dns01(&domain, key_auth.dns_value())
+                        } else {
+                            // instant-acme does not keep the challenge's
+                            // `issuer-domain-names`, so the issuer domain is configured.
+                            let issuer = self
+                                .config
+                                .dns_persist_issuer_domain
+                                .as_deref()
+                                .ok_or_else(|| {
+                                    ConnectorError::Config(format!(
+                                        "the ACME server {} offers dns-persist-01 for {domain}: \
+                                         set dns_persist_issuer_domain \
+                                         (CERTCTL_ACME_DNS_PERSIST_ISSUER_DOMAIN) to its issuer \
+                                         domain",
+                                        self.config.directory_url
+                                    ))
+                                })?;
+                            DnsRecord::persist(&domain, issuer, account_uri)
+                        };
                         let token = challenge.token.clone();
                         let script = self.config.dns_present_script.as_ref().ok_or_else(|| {
                             ConnectorError::Config("dns_present_script is not set".into())
                         })?;
-                        self.run_script(script, &domain, &value, &token).await?;
+                        self.run_script(script, &record, &token).await?;
+                        // The persistent record stays: it authorizes later orders too.
                         if wanted == ChallengeType::Dns01 {
-                            cleanups.push((domain.clone(), value, token));
+                            cleanups.push((record, token));
                         }
                         published_dns = true;
                     }
@@ -701,6 +811,38 @@ impl AcmeIssuer {
     }
 }
 
+/// A DNS TXT record the present (and, for DNS-01, cleanup) script manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DnsRecord {
+    /// The identifier being validated (without a wildcard label).
+    domain: String,
+    /// The record's name.
+    fqdn: String,
+    /// The TXT value.
+    value: String,
+}
+
+impl DnsRecord {
+    /// DNS-01 (RFC 8555 §8.4): `_acme-challenge.<domain>`, the key authorization digest.
+    fn dns01(domain: &str, value: String) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            fqdn: format!("_acme-challenge.{domain}"),
+            value,
+        }
+    }
+
+    /// DNS-PERSIST-01 (draft-ietf-acme-dns-persist): `_validation-persist.<domain>` holding
+    /// `<issuer-domain>; accounturi=<account URI>`.
+    fn persist(domain: &str, issuer_domain: &str, account_uri: &str) -> Self {
+        Self {
+            domain: domain.to_owned(),
+            fqdn: format!("_validation-persist.{domain}"),
+            value: format!("{issuer_domain}; accounturi={account_uri}"),
+        }
+    }
+}
+
 /// The certificate's ARI id (RFC 9773 §4.1); `None` when it has no Authority Key Identifier
 /// or does not parse.
 pub fn ari_id(cert_der: &[u8]) -> Option<CertificateIdentifier<'static>> {
@@ -714,14 +856,48 @@ pub fn ari_id(cert_der: &[u8]) -> Option<CertificateIdentifier<'static>> {
     }
 }
 
-/// Writes `bytes` to `path` readable only by the owner (0600), creating parent dirs.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// What identifies an ACME account for this connector: the directory, the EAB credentials
+/// and the contact. Issuers that differ in any of them get their own account file, so an
+/// issuer with a wrong EAB HMAC never reuses an account another issuer registered.
+fn account_key(config: &AcmeConfig) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        Some(config.directory_url.as_str()),
+        config.eab_kid.as_deref(),
+        config
+            .eab_hmac_key
+            .as_deref()
+            .map(|k| k.trim_end_matches('=')),
+        config.email.as_deref(),
+    ] {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ; absent differs from "".
+        match part {
+            Some(p) => {
+                h.update([1]);
+                h.update((p.len() as u64).to_be_bytes());
+                h.update(p.as_bytes());
+            }
+            None => h.update([0]),
+        }
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// Writes `bytes` to `path` readable only by the owner (0600), creating parent dirs. Without
+/// `replace`, an existing file is kept and `false` returned.
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TMP: AtomicU64 = AtomicU64::new(0);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!(
+        "tmp{}-{}",
+        std::process::id(),
+        TMP.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -730,7 +906,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    if replace {
+        std::fs::rename(&tmp, path)?;
+        return Ok(true);
+    }
+    // A hard link never replaces an existing file.
+    let linked = std::fs::hard_link(&tmp, path);
+    std::fs::remove_file(&tmp)?;
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Serial, validity and fingerprint of the leaf of a PEM chain.
@@ -787,7 +974,7 @@ impl IssuerConnector for AcmeIssuer {
             if let Some(der) = leaf_der(&result.pem_chain) {
                 // Kept for revocation (ACME revokes by certificate, certctl by serial).
                 let file = self.issued_file(&result.serial_hex);
-                if let Err(e) = write_private(&file, &der) {
+                if let Err(e) = write_private(&file, &der, true) {
                     tracing::warn!(file = %file.display(), error = %e, "could not keep the ACME leaf for revocation");
                 }
                 if let Ok(mut m) = self.issued.lock() {
@@ -836,6 +1023,9 @@ impl IssuerConnector for AcmeIssuer {
         cert_der: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<RenewalWindow>, ConnectorError>> {
         Box::pin(async move {
+            if !self.config.ari_enabled {
+                return Ok(None);
+            }
             let Some(id) = ari_id(cert_der) else {
                 return Ok(None);
             };
@@ -851,12 +1041,10 @@ impl IssuerConnector for AcmeIssuer {
                 // The directory has no renewalInfo, or the CA does not know the certificate.
                 Err(instant_acme::Error::Unsupported(_)) => Ok(None),
                 Err(instant_acme::Error::Api(p)) if p.status == Some(404) => Ok(None),
-                // instant-acme checks for Retry-After before the status, so this is how an
-                // error answer without one arrives — typically the CA's 404 for a
-                // certificate it does not know (Boulder and Pebble send none there).
+                // instant-acme checks for Retry-After before the status, so an answer
+                // without one arrives like this, whatever its status: ask again to learn it.
                 Err(instant_acme::Error::Str(m)) if m.contains("Retry-After") => {
-                    tracing::debug!(directory = %self.config.directory_url, ari_id = %id, "renewalInfo answered without Retry-After (not found?)");
-                    Ok(None)
+                    self.renewal_info_without_retry_after(&id).await
                 }
                 Err(e) => Err(self.acme_error(&format!("renewalInfo for {id}"), e)),
             }
@@ -888,6 +1076,72 @@ impl AcmeIssuer {
             })
             .await
             .map_err(|e| self.acme_error("revocation", e))
+    }
+
+    /// renewalInfo answered without Retry-After, which instant-acme reports without the
+    /// status: fetch it again here. 404 (Boulder's and Pebble's answer for a certificate they
+    /// do not know) means no window; a window is used (with the default re-ask interval); any
+    /// other answer is an error, so the renewal check warns, uses the thresholds and asks
+    /// again after its error back-off.
+    async fn renewal_info_without_retry_after(
+        &self,
+        id: &CertificateIdentifier<'static>,
+    ) -> Result<Option<RenewalWindow>, ConnectorError> {
+        let dir = &self.config.directory_url;
+        let failed = |e: String| {
+            ConnectorError::Unavailable(format!("ACME server {dir}: renewalInfo for {id}: {e}"))
+        };
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(p) = &self.config.ca_bundle_path {
+            let pem = std::fs::read(p).map_err(|e| {
+                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
+            })?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
+            })? {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let client = client.build().map_err(|e| failed(e.to_string()))?;
+        let directory: Value = client
+            .get(dir)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| failed(format!("directory: {e}")))?
+            .json()
+            .await
+            .map_err(|e| failed(format!("directory: {e}")))?;
+        let Some(base) = directory.get("renewalInfo").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let rsp = client
+            .get(format!("{}/{id}", base.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let status = rsp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            tracing::debug!(directory = %dir, ari_id = %id, "renewalInfo: certificate not known to the CA");
+            return Ok(None);
+        }
+        let body = rsp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let detail = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|p| p.get("detail").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| body.chars().take(200).collect());
+            return Err(failed(format!("HTTP {status}: {detail}")));
+        }
+        let info: instant_acme::RenewalInfo =
+            serde_json::from_str(&body).map_err(|e| failed(format!("bad answer: {e}")))?;
+        Ok(Some(RenewalWindow {
+            certificate_id: id.to_string(),
+            start: info.suggested_window.start,
+            end: info.suggested_window.end,
+            retry_after: None,
+            explanation_url: info.explanation_url,
+        }))
     }
 
     /// Where the leaf of an issued certificate is kept (by lower-case hex serial).
@@ -1003,6 +1257,139 @@ mod tests {
             err(serde_json::json!({"directory_url": d, "http01_listen": "nope"}))
                 .contains("http01_listen")
         );
+    }
+
+    #[test]
+    fn reference_names_are_accepted_as_aliases() {
+        let d = "https://acme.example/dir";
+        let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+        let none = env(&[]);
+        let c = AcmeConfig::parse(
+            &serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac": hmac,
+                "http_port": 8080, "dns_propagation_wait": 30,
+                "dns_persist_issuer_domain": "LetsEncrypt.org."}),
+            &none,
+        )
+        .expect("valid");
+        assert_eq!(c.eab_hmac_key.as_deref(), Some(hmac));
+        assert_eq!(c.http01_listen, "0.0.0.0:8080");
+        assert_eq!(c.dns_propagation_wait, Duration::from_secs(30));
+        assert_eq!(
+            c.dns_persist_issuer_domain.as_deref(),
+            Some("letsencrypt.org")
+        );
+        assert!(c.ari_enabled, "ARI is on by default");
+
+        // The environment names, ours and the reference's.
+        let c = AcmeConfig::parse(
+            &serde_json::json!({"directory_url": d}),
+            &env(&[
+                ("CERTCTL_ACME_EAB_KID", "k"),
+                ("CERTCTL_ACME_EAB_HMAC", "cmVm"),
+                ("CERTCTL_ACME_DNS_PERSIST_ISSUER_DOMAIN", "ca.example"),
+                ("CERTCTL_ACME_ARI_ENABLED", "false"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.eab_hmac_key.as_deref(), Some("cmVm"));
+        assert_eq!(c.dns_persist_issuer_domain.as_deref(), Some("ca.example"));
+        assert!(!c.ari_enabled);
+        let c = AcmeConfig::parse(
+            &serde_json::json!({"directory_url": d, "ari_enabled": true}),
+            &env(&[
+                ("CERTCTL_ACME_EAB_KID", "k"),
+                ("CERTCTL_ACME_EAB_HMAC", "cmVm"),
+                ("CERTCTL_ACME_EAB_HMAC_KEY", "b3Vycw"),
+                ("CERTCTL_ACME_ARI_ENABLED", "false"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.eab_hmac_key.as_deref(), Some("b3Vycw"), "our name wins");
+        assert!(c.ari_enabled, "the config wins over the environment");
+
+        let err = |v: serde_json::Value| match AcmeConfig::parse(&v, &none) {
+            Err(ConnectorError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert!(
+            err(serde_json::json!({"directory_url": d, "eab_kid": "k",
+                "eab_hmac": hmac, "eab_hmac_key": hmac}))
+            .contains("not both")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "http_port": 80,
+                "http01_listen": "0.0.0.0:80"}))
+            .contains("not both")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "http_port": "x"})).contains("http_port")
+        );
+        assert!(
+            err(serde_json::json!({"directory_url": d, "ari_enabled": "maybe"}))
+                .contains("ari_enabled")
+        );
+    }
+
+    #[test]
+    fn the_account_is_keyed_by_directory_eab_and_contact() {
+        let none = env(&[]);
+        let cfg = |v: serde_json::Value| AcmeConfig::parse(&v, &none).expect("valid");
+        let d = "https://acme.example/dir";
+        let base = account_key(&cfg(serde_json::json!({"directory_url": d})));
+        assert_eq!(
+            base,
+            account_key(&cfg(serde_json::json!({"directory_url": d})))
+        );
+        let others = [
+            serde_json::json!({"directory_url": "https://other.example/dir"}),
+            serde_json::json!({"directory_url": d, "email": "a@example.com"}),
+            serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac_key": "cmVm"}),
+            serde_json::json!({"directory_url": d, "eab_kid": "k2", "eab_hmac_key": "cmVm"}),
+            serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac_key": "b3Vycw"}),
+        ];
+        let mut keys = vec![base];
+        for o in others {
+            let k = account_key(&cfg(o.clone()));
+            assert!(!keys.contains(&k), "{o} shares an account key");
+            keys.push(k);
+        }
+    }
+
+    #[test]
+    fn the_account_file_is_created_once_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("acme").join("account-x.json");
+        assert!(write_private(&path, b"first", false).expect("written"));
+        assert!(!write_private(&path, b"second", false).expect("kept"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(write_private(&path, b"third", true).expect("replaced"));
+        assert_eq!(std::fs::read(&path).expect("read"), b"third");
+        let names: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary files left: {names:?}");
+    }
+
+    #[test]
+    fn dns_records_follow_the_specs() {
+        let r = DnsRecord::persist(
+            "www.example.com",
+            "letsencrypt.org",
+            "https://acme-v02.api.letsencrypt.org/acme/acct/1234",
+        );
+        assert_eq!(r.domain, "www.example.com");
+        assert_eq!(r.fqdn, "_validation-persist.www.example.com");
+        assert_eq!(
+            r.value,
+            "letsencrypt.org; accounturi=https://acme-v02.api.letsencrypt.org/acme/acct/1234"
+        );
+        let r = DnsRecord::dns01("example.com", "digest".into());
+        assert_eq!(r.fqdn, "_acme-challenge.example.com");
+        assert_eq!(r.value, "digest");
     }
 
     /// RFC 9773 §4.1's example: AKI 69:88:5B:…:C8:D4 and serial 00:87:65:43:21 give

@@ -4,7 +4,8 @@
 //! 1. full path: API → job → ACME order → HTTP-01 answered by certctl's responder →
 //!    certificate stored; the chain verifies against Pebble's root from `/roots/0`; the
 //!    account key is persisted 0600; revocation through ACME is accepted;
-//! 2. EAB: the right kid/HMAC registers, a wrong HMAC fails with a clear error;
+//! 2. EAB: the right kid/HMAC registers; a wrong HMAC for the same directory and kid,
+//!    created afterwards, still fails with Pebble's refusal (not retried, no account file);
 //! 3. DNS-01 through an operator script that drives challtestsrv's management API;
 //! 4. Pebble unreachable: the job fails with an error naming the directory URL.
 
@@ -24,8 +25,24 @@ const EAB_KID: &str = "kid-1";
 /// base64url HMAC key Pebble is configured with.
 const EAB_HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
 
+/// Whether `pebble` can run. When it cannot and `CERTCTL_REQUIRE_PEBBLE` is set (as
+/// `scripts/test` does after installing it), panics instead, so a missing Pebble fails the
+/// run rather than skipping the ACME tests silently.
 pub(crate) fn have_pebble() -> bool {
-    Command::new("pebble").arg("-h").output().is_ok()
+    let found = Command::new("pebble").arg("-h").output().is_ok()
+        && Command::new("pebble-challtestsrv")
+            .arg("-h")
+            .output()
+            .is_ok();
+    if !found && std::env::var_os("CERTCTL_REQUIRE_PEBBLE").is_some() {
+        panic!("CERTCTL_REQUIRE_PEBBLE is set but pebble/pebble-challtestsrv cannot run");
+    }
+    if !found {
+        eprintln!(
+            "\n!!!!! SKIPPING an ACME test: pebble is not installed (scripts/test installs it) !!!!!\n"
+        );
+    }
+    found
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> String {
@@ -448,7 +465,34 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
         .start()
         .await;
     let api = server.admin();
-    // Wrong HMAC (a different, valid base64url key).
+    let account_files = || -> Vec<PathBuf> {
+        match std::fs::read_dir(server.data_dir.path().join("acme")) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+    // The right key first: it registers, issues, and its account file (0600) is written.
+    let right = created(
+        &api,
+        "issuers",
+        json!({"name": "pebble-eab", "type": "acme", "config": acme_config(&pebble, json!({
+            "eab_kid": EAB_KID,
+            "eab_hmac_key": EAB_HMAC,
+        }))}),
+    )
+    .await;
+    let (cert, job) = issue(&api, &right, "acme-eab.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    let files = account_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{files:?}");
+
+    // Then a wrong HMAC for the same directory and kid (a different, valid base64url key):
+    // it must not reuse the registered account; Pebble refuses the binding.
     let wrong = created(
         &api,
         "issuers",
@@ -461,21 +505,32 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
     let (_, job) = issue(&api, &wrong, "acme-eab-wrong.example.com").await;
     let err = job["last_error"].as_str().unwrap_or_default();
     eprintln!("job error: {err}");
+    assert_eq!(job["status"], "Failed", "{job}\n{}", server.logs());
     assert!(
         err.contains("account registration failed") && err.contains(&pebble.directory_url),
         "{job}"
     );
+    assert!(
+        err.contains("urn:ietf:params:acme:error:unauthorized")
+            && err
+                .to_ascii_lowercase()
+                .contains("external account binding"),
+        "Pebble's EAB refusal: {job}"
+    );
+    assert!(
+        err.starts_with("issuer refused the request"),
+        "not retryable: {job}"
+    );
+    assert!(!err.contains("unavailable"), "not retryable: {job}");
+    assert!(job["scheduled_at"].is_null(), "no retry scheduled: {job}");
+    assert_eq!(
+        account_files(),
+        files,
+        "no account file for the refused registration"
+    );
 
-    let right = created(
-        &api,
-        "issuers",
-        json!({"name": "pebble-eab", "type": "acme", "config": acme_config(&pebble, json!({
-            "eab_kid": EAB_KID,
-            "eab_hmac_key": EAB_HMAC,
-        }))}),
-    )
-    .await;
-    let (cert, job) = issue(&api, &right, "acme-eab.example.com").await;
+    // The working issuer is unaffected.
+    let (_, job) = issue(&api, &right, "acme-eab-again.example.com").await;
     assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
     verify_against_root(&pebble, &api, &cert).await;
 }
@@ -499,7 +554,7 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\nset -e\necho \"{name} $CERTCTL_DNS_DOMAIN $CERTCTL_DNS_FQDN\" >> {log}\ncurl -sf -X POST -d \"{body}\" {mgmt}/{endpoint}\n",
+                "#!/bin/sh\nset -e\ncurl -fsS -X POST -d \"{body}\" {mgmt}/{endpoint} && echo \"{name} $CERTCTL_DNS_DOMAIN $CERTCTL_DNS_FQDN done\" >> {log}\n",
                 log = log.display(),
                 mgmt = pebble.challtest_management,
             ),
@@ -533,7 +588,11 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         said.contains("present.sh acme-dns.example.com _acme-challenge.acme-dns.example.com"),
         "{said}"
     );
-    assert!(said.contains("cleanup.sh acme-dns.example.com"), "{said}");
+    // Logged only after challtestsrv accepted clear-txt for exactly that name.
+    assert!(
+        said.contains("cleanup.sh acme-dns.example.com _acme-challenge.acme-dns.example.com done"),
+        "{said}"
+    );
 
     // DNS-PERSIST-01: Pebble 2.4 does not offer it, so the issuer falls back to DNS-01.
     let persist = created(
@@ -705,4 +764,137 @@ async fn unreachable_directory_fails_after_bounded_retries() {
     // Nothing left to retry.
     clock.advance(time::Duration::days(1));
     assert_eq!(retry.tick().await.unwrap(), "");
+}
+
+/// Agent keygen: the Issuance job on a Pebble-backed issuer waits for the mapped target's
+/// agent; the CSR it submits (a P-256 key the server never sees) finalizes the ACME order,
+/// and the stored leaf carries that CSR's key and chains to Pebble's root.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_keygen_csr_finalizes_the_acme_order() {
+    if !have_pebble() {
+        return;
+    }
+    let pebble = Pebble::start(false).await;
+    let server = ServerBuilder::new()
+        .env("CERTCTL_KEYGEN_MODE", "agent")
+        .start()
+        .await;
+    let api = server.admin();
+    let issuer = created(
+        &api,
+        "issuers",
+        json!({"name": "pebble-agent", "type": "acme", "config": acme_config(&pebble, json!({}))}),
+    )
+    .await;
+    let agent = created(&api, "agents", json!({"name": "acme-agent-1"})).await;
+    let target = created(
+        &api,
+        "targets",
+        json!({"name": "acme-nginx-1", "type": "nginx", "agent_id": agent}),
+    )
+    .await;
+    let name = "acme-agent.example.com";
+    let cert = created(
+        &api,
+        "certificates",
+        json!({"name": name, "common_name": name, "issuer_id": issuer, "sans": [name]}),
+    )
+    .await;
+    let r = api
+        .post(
+            &format!("certificates/{cert}/targets"),
+            &json!({"target_id": target}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+
+    // The job waits for the agent's CSR; nothing is ordered from Pebble yet.
+    let deadline = Instant::now() + WAIT;
+    let job_id = loop {
+        let jobs = get_ok(
+            &api,
+            &format!("jobs?certificate_id={cert}&type=Issuance&per_page=100"),
+        )
+        .await;
+        if let Some(j) = jobs["data"].as_array().and_then(|a| a.first())
+            && j["status"] == "AwaitingCSR"
+            && j["agent_id"] == json!(agent)
+        {
+            break j["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "awaiting the agent's CSR: {jobs}\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        get_ok(&api, &format!("certificates/{cert}/versions")).await["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The "agent" makes a P-256 key and CSR and submits it.
+    let d = pebble.dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "agent.key",
+            "-out",
+            "agent.csr",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+        ],
+    );
+    let csr = std::fs::read_to_string(d.join("agent.csr")).unwrap();
+    let r = api
+        .post(
+            &format!("agents/{agent}/csr"),
+            &json!({"job_id": job_id, "csr_pem": csr}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+
+    let job = issuance_done(&api, &cert).await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    assert_eq!(job["id"], json!(job_id));
+    verify_against_root(&pebble, &api, &cert).await;
+    let version = &get_ok(&api, &format!("certificates/{cert}/versions")).await["data"][0];
+    assert_eq!(version["key_algorithm"], "ECDSA", "{version}");
+    // verify_against_root left the stored leaf in leaf.pem.
+    let leaf_key = openssl(d, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
+    let csr_key = openssl(d, &["req", "-in", "agent.csr", "-noout", "-pubkey"]);
+    assert!(
+        leaf_key.starts_with("-----BEGIN PUBLIC KEY-----"),
+        "{leaf_key}"
+    );
+    assert_eq!(
+        leaf_key.trim(),
+        csr_key.trim(),
+        "the ACME leaf carries the agent CSR's key"
+    );
+    let san = openssl(
+        d,
+        &[
+            "x509",
+            "-in",
+            "leaf.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+    );
+    assert!(san.contains(&format!("DNS:{name}")), "{san}");
 }

@@ -7,7 +7,8 @@
 //! In-process with an injected clock: the renewal check does not renew before the suggested
 //! window (even past the policy threshold), renews inside it (audit trigger `ari`), the
 //! renewal completes through Pebble with `replaces` and the configured profile, and with
-//! renewalInfo answering 404 it falls back to the thresholds (audit trigger `threshold`).
+//! renewalInfo answering 404 it falls back to the thresholds (audit trigger `threshold`), and
+//! with renewalInfo answering 500 too (asking again after the error back-off).
 
 #![allow(clippy::unwrap_used)]
 
@@ -42,6 +43,8 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 enum RenewalInfo {
     Window(OffsetDateTime, OffsetDateTime),
     NotFound,
+    /// A server error without Retry-After.
+    ServerError,
 }
 
 struct ProxyState {
@@ -161,6 +164,13 @@ async fn forward(req: HttpRequest, body: web::Bytes, state: web::Data<ProxyState
                 .body(
                     json!({"type": "urn:ietf:params:acme:error:malformed",
                         "detail": "certificate not found", "status": 404})
+                    .to_string(),
+                ),
+            RenewalInfo::ServerError => HttpResponse::InternalServerError()
+                .content_type("application/problem+json")
+                .body(
+                    json!({"type": "urn:ietf:params:acme:error:serverInternal",
+                        "detail": "renewalInfo is down", "status": 500})
                     .to_string(),
                 ),
         };
@@ -481,6 +491,43 @@ async fn ari_window_drives_renewal_with_profile_and_falls_back_to_thresholds() {
     let renewals = env.renewals(cert).await;
     assert_eq!(renewals.len(), 2, "{renewals:?}");
     assert_eq!(renewals[1]["trigger"], "threshold", "{renewals:?}");
+
+    // renewalInfo fails (500, no Retry-After) for another certificate: not "no ARI" but an
+    // error; the thresholds decide, and the CA is asked again only after the back-off.
+    let cert3 = "mc-ari-500";
+    env.create_certificate(cert3, "iss-acme-ari").await;
+    let job = env.run_due(cert3).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    let (leaf3, _, not_after3) = env.current(cert3).await;
+    let id3 = ari_id_of(&leaf3);
+    let asked3 = || proxy.asked().iter().filter(|a| **a == id3).count();
+    proxy.set(RenewalInfo::ServerError);
+    env.clock.set(not_after3 - Duration::days(31));
+    assert_eq!(
+        check.run_once().await.unwrap().2,
+        0,
+        "threshold not reached"
+    );
+    // (Twice: the connector asks again to learn the status instant-acme does not report.)
+    let asked = asked3();
+    assert!(asked >= 1, "the CA was asked");
+    env.clock
+        .set(not_after3 - Duration::days(31) + Duration::minutes(30));
+    check.run_once().await.unwrap();
+    assert_eq!(asked3(), asked, "not asked again within the error back-off");
+    // After the error back-off (1 h, shorter than the 6 h for "no ARI"), asked again.
+    env.clock
+        .set(not_after3 - Duration::days(31) + Duration::hours(2));
+    check.run_once().await.unwrap();
+    assert!(asked3() > asked, "asked again after the error back-off");
+    let asked = asked3();
+    assert!(env.renewals(cert3).await.is_empty());
+    env.clock.set(not_after3 - Duration::days(29));
+    assert_eq!(check.run_once().await.unwrap().2, 1, "threshold reached");
+    assert!(asked3() > asked, "asked again");
+    let renewals = env.renewals(cert3).await;
+    assert_eq!(renewals.len(), 1, "{renewals:?}");
+    assert_eq!(renewals[0]["trigger"], "threshold", "{renewals:?}");
 
     // A profile the directory does not advertise: a clear configuration error.
     env.create_certificate("mc-bad-profile", "iss-acme-bad-profile")
