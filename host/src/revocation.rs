@@ -167,6 +167,25 @@ impl RevocationService {
         }
     }
 
+    /// Adds the standing revocation (reason and time) to an "already revoked" refusal; the
+    /// refusal is reported as is when that record cannot be read.
+    async fn with_previous(&self, refusal: NotRevocable) -> NotRevocable {
+        let NotRevocable::AlreadyRevoked { id, previous: None } = refusal else {
+            return refusal;
+        };
+        let previous = match revocations::for_certificate(&self.store, &id).await {
+            Ok(rows) => rows.into_iter().next().map(|r| rules::PriorRevocation {
+                reason: r.reason,
+                revoked_at: r.revoked_at,
+            }),
+            Err(e) => {
+                tracing::warn!(certificate_id = %id, error = %e, "could not read the standing revocation");
+                None
+            }
+        };
+        NotRevocable::AlreadyRevoked { id, previous }
+    }
+
     /// Revokes one certificate and publishes the new CRLs before answering.
     pub async fn revoke(
         &self,
@@ -201,7 +220,9 @@ impl RevocationService {
             let issued = certificates::versions(&self.store, certificate_id)
                 .await?
                 .len();
-            rules::check_revocable(certificate_id, &certificate.status, issued)?;
+            if let Err(e) = rules::check_revocable(certificate_id, &certificate.status, issued) {
+                return Err(self.with_previous(e).await.into());
+            }
             let crl_exempt = self.crl_exempt(&certificate).await?;
             let recorded = revocations::record(
                 &self.store,

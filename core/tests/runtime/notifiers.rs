@@ -124,6 +124,30 @@ async fn webhook_posts_the_documented_json_signed_over_the_exact_bytes() {
         request.header("x-certctl-signature"),
         Some(expected.as_str())
     );
+    // A receiver verifying that header rejects the body with one byte changed
+    // (`"days_remaining":7` → `8`), and rejects it under another secret.
+    let signature = request.header("x-certctl-signature").expect("signed");
+    let verifies =
+        |key: &[u8], body: &[u8]| format!("sha256={}", hmac_sha256(key, body)) == signature;
+    assert!(verifies(secret.as_bytes(), &request.body));
+    let needle = br#""days_remaining":7"#;
+    let at = request
+        .body
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("days_remaining in the signed body")
+        + needle.len()
+        - 1;
+    let mut tampered = request.body.clone();
+    tampered[at] = b'8';
+    assert!(
+        !verifies(secret.as_bytes(), &tampered),
+        "tampered body accepted"
+    );
+    assert!(
+        !verifies(b"another secret", &request.body),
+        "wrong secret accepted"
+    );
 
     let mut body = request.json();
     let sent_at = body["sent_at"].as_str().expect("sent_at").to_string();
@@ -145,7 +169,7 @@ async fn webhook_posts_the_documented_json_signed_over_the_exact_bytes() {
         })
     );
 
-    // Without a secret: the same payload, unsigned; a tampered body would not verify.
+    // Without a secret: the same payload, unsigned.
     webhook
         .notify(notification(json!({ "url": receiver.url("/plain") })))
         .await
@@ -153,10 +177,6 @@ async fn webhook_posts_the_documented_json_signed_over_the_exact_bytes() {
     let request = receiver.next();
     assert_eq!(request.header("x-certctl-signature"), None);
     assert_eq!(request.json()["id"], "notif-42");
-    assert_ne!(
-        hmac_sha256(secret.as_bytes(), &request.body),
-        hmac_sha256(b"another secret", &request.body)
-    );
 }
 
 #[tokio::test]
@@ -295,7 +315,18 @@ async fn pagerduty_triggers_an_events_v2_alert_deduplicated_by_id() {
         "severity": "critical",
         "events_url": receiver.url("/v2/enqueue"),
     }));
-    n.subject = "x".repeat(1500);
+    // A digest-style subject past PagerDuty's 1024 characters, with a non-ASCII one
+    // (the limit counts characters, not bytes).
+    let hosts = (0..80)
+        .map(|i| format!("api-{i:03}.example.com"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    n.subject = format!("Zertifikate für prod laufen in 7 Tagen ab (80): {hosts}");
+    assert!(n.subject.chars().count() > 1024);
+    let expected_summary: String = n.subject.chars().take(1023).chain(['…']).collect();
+    assert!(expected_summary.starts_with(
+        "Zertifikate für prod laufen in 7 Tagen ab (80): api-000.example.com, api-001.example.com"
+    ));
     set.notifier("pagerduty")
         .expect("pagerduty")
         .notify(n)
@@ -307,7 +338,11 @@ async fn pagerduty_triggers_an_events_v2_alert_deduplicated_by_id() {
     assert_eq!(request.header("content-type"), Some("application/json"));
     let body = request.json();
     let summary = body["payload"]["summary"].as_str().expect("summary");
-    assert_eq!(summary.chars().count(), 1024, "PagerDuty's summary limit");
+    assert_eq!(
+        summary, expected_summary,
+        "cut to PagerDuty's 1024 characters"
+    );
+    assert_eq!(summary.chars().count(), 1024);
     let mut custom = details();
     custom["event"] = json!("ExpirationWarning");
     custom["message"] = json!("The certificate mc-api (api.example.com) expires on 2026-12-03.");
@@ -339,7 +374,14 @@ async fn opsgenie_creates_an_alert_with_genie_key_auth() {
         "api_key": "eb243592-faa2-4ba2-a551q-1afdf565c889",
         "api_url": receiver.url("/v2/alerts"),
     }));
-    n.subject = "s".repeat(200);
+    n.subject = "Renewal of certificate api.example.com (mc-api) failed 5 times; \
+                 it expires on 2026-12-03 — last error: CA unreachable (connection refused \
+                 by acme.internal.example:443)"
+        .into();
+    assert!(n.subject.chars().count() > 130);
+    let expected_message = "Renewal of certificate api.example.com (mc-api) failed 5 times; \
+                            it expires on 2026-12-03 — last error: CA unreachable (connection…";
+    assert_eq!(expected_message.chars().count(), 130);
     set.notifier("opsgenie")
         .expect("opsgenie")
         .notify(n)
@@ -355,7 +397,10 @@ async fn opsgenie_creates_an_alert_with_genie_key_auth() {
     );
     let body = request.json();
     let message = body["message"].as_str().expect("message");
-    assert_eq!(message.chars().count(), 130, "OpsGenie's message limit");
+    assert_eq!(
+        message, expected_message,
+        "cut to OpsGenie's 130 characters"
+    );
     assert_eq!(
         body,
         json!({

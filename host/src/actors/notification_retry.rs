@@ -1,5 +1,5 @@
 //! Notification retry loop: failed notifications go back to the queue once their backoff
-//! passed; after the fifth failed attempt they are dead-lettered.
+//! passed; after the fifth failed attempt they are dead-lettered, keeping the last error.
 
 use std::sync::Arc;
 
@@ -31,13 +31,20 @@ impl LoopTask for NotificationRetry {
             let (mut requeued, mut dead) = (0, 0);
             for n in failed {
                 if n.attempts >= MAX_ATTEMPTS {
+                    // The receiver's own error is what an operator needs; keep it.
+                    let why = match n.last_error.as_deref() {
+                        Some(cause) if !cause.is_empty() => {
+                            format!("gave up after {} attempts; last error: {cause}", n.attempts)
+                        }
+                        _ => format!("gave up after {} attempts", n.attempts),
+                    };
                     notifications::set_status(
                         &p.store,
                         &n.id,
                         "Failed",
                         "DeadLetter",
                         false,
-                        Some(&format!("gave up after {} attempts", n.attempts)),
+                        Some(&why),
                         None,
                         &now,
                     )

@@ -124,9 +124,15 @@ impl FromStr for RevocationReason {
 /// Why a certificate cannot be revoked now (answered with 409).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotRevocable {
-    /// It is already revoked.
-    #[error("certificate {0} is already revoked")]
-    AlreadyRevoked(String),
+    /// It is already revoked; `previous` says how, when the record was found, so a bulk
+    /// run's Skipped outcome names the reason that still stands.
+    #[error("certificate {id} is already revoked{}", describe_previous(.previous.as_ref()))]
+    AlreadyRevoked {
+        /// The certificate.
+        id: String,
+        /// Its standing revocation, if read.
+        previous: Option<PriorRevocation>,
+    },
     /// It was deleted (archived); its history is read-only.
     #[error("certificate {0} is archived; archived certificates cannot be revoked")]
     Archived(String),
@@ -135,11 +141,29 @@ pub enum NotRevocable {
     NeverIssued(String),
 }
 
+/// The revocation that already stands for a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorRevocation {
+    /// Why it was revoked.
+    pub reason: RevocationReason,
+    /// When (canonical timestamp).
+    pub revoked_at: String,
+}
+
+fn describe_previous(previous: Option<&PriorRevocation>) -> String {
+    previous
+        .map(|p| format!(" ({}) at {}", p.reason, p.revoked_at))
+        .unwrap_or_default()
+}
+
 /// Whether a certificate in `status` with `issued_versions` versions may be revoked.
 /// Expired certificates may: revoking them still tells relying parties with a slow clock.
 pub fn check_revocable(id: &str, status: &str, issued_versions: usize) -> Result<(), NotRevocable> {
     match status {
-        "Revoked" => Err(NotRevocable::AlreadyRevoked(id.to_owned())),
+        "Revoked" => Err(NotRevocable::AlreadyRevoked {
+            id: id.to_owned(),
+            previous: None,
+        }),
         "Archived" => Err(NotRevocable::Archived(id.to_owned())),
         _ if issued_versions == 0 => Err(NotRevocable::NeverIssued(id.to_owned())),
         _ => Ok(()),
@@ -396,7 +420,21 @@ mod tests {
         assert!(check_revocable("mc-a", "Expired", 2).is_ok());
         assert_eq!(
             check_revocable("mc-a", "Revoked", 1),
-            Err(NotRevocable::AlreadyRevoked("mc-a".into()))
+            Err(NotRevocable::AlreadyRevoked {
+                id: "mc-a".into(),
+                previous: None,
+            })
+        );
+        let with_previous = NotRevocable::AlreadyRevoked {
+            id: "mc-a".into(),
+            previous: Some(PriorRevocation {
+                reason: RevocationReason::Superseded,
+                revoked_at: "2026-01-02T03:04:05Z".into(),
+            }),
+        };
+        assert_eq!(
+            with_previous.to_string(),
+            "certificate mc-a is already revoked (superseded) at 2026-01-02T03:04:05Z"
         );
         assert_eq!(
             check_revocable("mc-a", "Archived", 1),

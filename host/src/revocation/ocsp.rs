@@ -36,7 +36,7 @@ use crate::pki::ocsp::{
     self, CertStatus, IssuerIdentity, ResponderKey, ResponseStatus, SingleAnswer,
 };
 use crate::store::ocsp_responders::{self, StoredResponder};
-use crate::store::{StoreError, audit, revocations};
+use crate::store::{StoreError, audit, certificates, revocations};
 
 /// How long an answer is good for (`nextUpdate − thisUpdate`). Answers are computed live,
 /// so a short window makes clients come back soon after a revocation.
@@ -395,9 +395,18 @@ impl RevocationService {
         }
     }
 
-    /// Revoked (with time and reason), good (issued, not revoked) or unknown (never issued).
+    /// Revoked (with time and reason), good (issued, not revoked) or unknown.
+    ///
+    /// Unknown covers serials certctl never issued and certificates of short-lived profiles
+    /// (TTL < 1 h): those are exempt from revocation status altogether (DESIGN §3, kept out
+    /// of CRLs too), so the responder does not vouch for them either way — not even after
+    /// a revocation, which is recorded but not published. Their short validity is the
+    /// protection, and answering `good` would claim a coverage they do not have.
     async fn status_of(&self, issuer_id: &str, serial: &str) -> Result<CertStatus, StoreError> {
         if let Some(revoked) = revocations::find(&self.store, issuer_id, serial).await? {
+            if revoked.crl_exempt {
+                return Ok(CertStatus::Unknown);
+            }
             let time = certctl_core::timestamp::parse(&revoked.revoked_at)
                 .map_err(|e| StoreError::Corrupt(format!("revoked_at: {e}")))?;
             return Ok(CertStatus::Revoked {
@@ -405,12 +414,20 @@ impl RevocationService {
                 reason: revoked.reason.published_code(),
             });
         }
-        Ok(
-            if revocations::was_issued(&self.store, issuer_id, serial).await? {
-                CertStatus::Good
-            } else {
-                CertStatus::Unknown
-            },
-        )
+        let Some(certificate_id) =
+            revocations::issued_certificate(&self.store, issuer_id, serial).await?
+        else {
+            return Ok(CertStatus::Unknown);
+        };
+        // A version whose certificate row is gone has nothing left to exempt it.
+        let exempt = match certificates::get(&self.store, &certificate_id).await? {
+            Some(certificate) => self.crl_exempt(&certificate).await?,
+            None => false,
+        };
+        Ok(if exempt {
+            CertStatus::Unknown
+        } else {
+            CertStatus::Good
+        })
     }
 }

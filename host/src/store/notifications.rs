@@ -90,6 +90,8 @@ pub struct Notification {
     pub attempts: i64,
     /// The event's dedup key (`expiry:<cert>:<not_after>:<threshold>`, …).
     pub dedup_key: Option<String>,
+    /// Why the latest attempt failed (kept into the dead letter).
+    pub last_error: Option<String>,
 }
 
 async fn owner_email(
@@ -199,8 +201,7 @@ pub async fn enqueue(
     Ok(added)
 }
 
-const COLUMNS: &str =
-    "id, type, certificate_id, channel, recipient, message, status, attempts, dedup_key";
+const COLUMNS: &str = "id, type, certificate_id, channel, recipient, message, status, attempts, dedup_key, last_error";
 
 fn decode(row: &AnyRow) -> Result<Notification, StoreError> {
     Ok(Notification {
@@ -213,6 +214,7 @@ fn decode(row: &AnyRow) -> Result<Notification, StoreError> {
         status: row.try_get(6)?,
         attempts: row.try_get(7)?,
         dedup_key: row.try_get(8)?,
+        last_error: row.try_get(9)?,
     })
 }
 

@@ -229,20 +229,27 @@ pub struct StoredRevocation {
     pub reason: RevocationReason,
     /// When (canonical timestamp).
     pub revoked_at: String,
+    /// Short-lived profile at revocation time: outside CRL and OCSP coverage.
+    pub crl_exempt: bool,
 }
 
 fn decode(row: &AnyRow) -> Result<StoredRevocation, StoreError> {
     let code: i64 = row.try_get(2)?;
+    let crl_exempt = match row.try_get::<bool, _>(4) {
+        Ok(b) => b,
+        Err(_) => row.try_get::<i64, _>(4)? != 0,
+    };
     Ok(StoredRevocation {
         certificate_id: row.try_get(0)?,
         serial_number: row.try_get(1)?,
         reason: RevocationReason::from_code(code)
             .ok_or_else(|| StoreError::Corrupt(format!("revocation reason code {code}")))?,
         revoked_at: row.try_get(3)?,
+        crl_exempt,
     })
 }
 
-const COLUMNS: &str = "certificate_id, serial_number, reason_code, revoked_at";
+const COLUMNS: &str = "certificate_id, serial_number, reason_code, revoked_at, crl_exempt";
 
 /// The revocation of `serial` (canonical hex) by `issuer_id`, if any.
 pub async fn find(
@@ -264,16 +271,25 @@ pub async fn find(
         .transpose()
 }
 
-/// Whether `issuer_id` issued `serial` (canonical hex) as far as certctl recorded.
-pub async fn was_issued(store: &Store, issuer_id: &str, serial: &str) -> Result<bool, StoreError> {
+/// The certificate `issuer_id` issued `serial` (canonical hex) for, as far as certctl
+/// recorded; `None` when it never did.
+pub async fn issued_certificate(
+    store: &Store,
+    issuer_id: &str,
+    serial: &str,
+) -> Result<Option<String>, StoreError> {
     let mut sql = Sql::new(
         store.dialect(),
-        "SELECT 1 FROM certificate_versions WHERE issuer_id = ",
+        "SELECT certificate_id FROM certificate_versions WHERE issuer_id = ",
     );
     sql.bind_text(issuer_id)
         .push(" AND serial_number = ")
         .bind_text(serial);
-    Ok(sql.query().fetch_optional(store.pool()).await?.is_some())
+    sql.query()
+        .fetch_optional(store.pool())
+        .await?
+        .map(|r| r.try_get(0).map_err(StoreError::from))
+        .transpose()
 }
 
 /// What a CRL of `issuer_id` lists at `now`: revoked serials that are not CRL-exempt and

@@ -236,6 +236,7 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
     );
 
     let mut delays = Vec::new();
+    let mut last_error = String::new();
     for attempt in 1..=5_i64 {
         assert_eq!(
             processor.clone().tick().await.unwrap(),
@@ -246,6 +247,7 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
         assert_eq!((status.as_str(), attempts), ("Failed", attempt));
         let error = error.unwrap();
         assert!(error.contains("500"), "{error}");
+        last_error = error;
         let next = certctl_core::timestamp::parse(&next.unwrap()).unwrap();
         delays.push(next - env.clock.now());
         // Not due yet: nothing moves.
@@ -256,7 +258,13 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
         retry.clone().tick().await.unwrap();
     }
     assert_eq!(delays, [1, 2, 4, 8, 16].map(Duration::minutes).to_vec());
-    assert_eq!(env.row(&id).await.0, "DeadLetter");
+    // The dead letter keeps the receiver's answer.
+    let (status, _, _, error) = env.row(&id).await;
+    assert_eq!(status, "DeadLetter");
+    assert_eq!(
+        error.as_deref(),
+        Some(format!("gave up after 5 attempts; last error: {last_error}").as_str())
+    );
 
     // Five deliveries of the same notification, each signed, with its id.
     let got = receiver.requests();
@@ -289,9 +297,13 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
     assert_eq!(dead.body["total"], 1, "{:?}", dead.body);
     assert_eq!(dead.body["data"][0]["id"], id.as_str());
     assert_eq!(dead.body["data"][0]["attempts"], 5);
-    assert_eq!(
-        dead.body["data"][0]["last_error"],
-        "gave up after 5 attempts"
+    let dead_error = dead.body["data"][0]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        dead_error.starts_with("gave up after 5 attempts; last error: ")
+            && dead_error.contains("500"),
+        "the receiver's HTTP 500 is kept: {dead_error}"
     );
 
     // The channel listing shows the webhook, without its secret.

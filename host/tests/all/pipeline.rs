@@ -883,7 +883,10 @@ async fn failing_notifier_backs_off_then_dead_letters() {
     // Dead letters stay dead: no more attempts, however long we wait.
     let (status, attempts, next, error) = notification_row(&env.store).await;
     assert_eq!((status.as_str(), attempts, next), ("DeadLetter", 5, None));
-    assert_eq!(error.as_deref(), Some("gave up after 5 attempts"));
+    assert_eq!(
+        error.as_deref(),
+        Some("gave up after 5 attempts; last error: smtp relay refused the message")
+    );
     env.clock.advance(Duration::days(1));
     assert_eq!(processor.tick().await.unwrap(), "");
     assert_eq!(retry.tick().await.unwrap(), "");

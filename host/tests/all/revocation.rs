@@ -246,6 +246,41 @@ fn crl_number(text: &str) -> u64 {
         .unwrap_or_else(|| panic!("no CRL number in {text}"))
 }
 
+/// The reason code `openssl crl -text` prints for `serial` (hex); panics when it is not listed.
+fn crl_reason(text: &str, serial: &str) -> String {
+    let wanted = serial.trim_start_matches('0').to_uppercase();
+    let entry = text
+        .split("Serial Number: ")
+        .skip(1)
+        .find(|e| {
+            e.split_whitespace()
+                .next()
+                .is_some_and(|s| s.trim_start_matches('0') == wanted)
+        })
+        .unwrap_or_else(|| panic!("{serial} not in the CRL"));
+    let mut lines = entry.lines();
+    lines
+        .by_ref()
+        .find(|l| l.contains("CRL Reason Code"))
+        .and_then(|_| lines.next())
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The instant openssl printed after `label` (`Nov  6 05:29:25 2026 GMT`, always UTC).
+fn openssl_time(text: &str, label: &str) -> time::OffsetDateTime {
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    let value = text
+        .lines()
+        .find_map(|l| l.split_once(label).map(|(_, v)| v.trim()))
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    time::PrimitiveDateTime::parse(value, format)
+        .unwrap_or_else(|e| panic!("{label} {value:?}: {e}"))
+        .assume_utc()
+}
+
 /// Runs `openssl verify -crl_check` for a leaf; (accepted, output).
 fn crl_verify(work: &Work, leaf: &str) -> (bool, String) {
     work.openssl(&[
@@ -325,8 +360,22 @@ async fn revoke_then_ocsp_and_crl_say_so(server: &TestServer) {
     assert!(out.contains("Response verify OK"), "{out}");
     assert!(out.contains("leaf.pem: revoked"), "{out}");
     assert!(out.contains("Reason: keyCompromise"), "{out}");
-    assert!(out.contains("Revocation Time:"), "{out}");
     assert!(!out.contains("WARNING"), "{out}");
+    // The time is the stored revoked_at, to the second (the audit entry is written in the
+    // same transaction with the same instant).
+    let revoked_at = audit_actions(&api, "action=certificate_revoked")
+        .await
+        .into_iter()
+        .find(|e| e["resource_id"] == id.as_str())
+        .expect("a certificate_revoked audit entry")["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked_at = certctl_core::timestamp::parse(&revoked_at)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap();
+    assert_eq!(openssl_time(&out, "Revocation Time:"), revoked_at, "{out}");
     let colons = serial
         .to_uppercase()
         .as_bytes()
@@ -401,6 +450,16 @@ async fn revoke_then_ocsp_and_crl_say_so(server: &TestServer) {
     );
     assert!(after.contains(&serial.to_uppercase()), "{after}");
     assert!(after.contains("Key Compromise"), "{after}");
+    assert_eq!(
+        openssl_time(&after, "Revocation Date:"),
+        revoked_at,
+        "{after}"
+    );
+    assert_eq!(
+        openssl_time(&after, "Next Update:") - openssl_time(&after, "Last Update:"),
+        time::Duration::hours(24),
+        "{after}"
+    );
     let (ok, out) = crl_verify(&work, "leaf.pem");
     assert!(!ok && out.contains("certificate revoked"), "{out}");
     let (ok, out) = crl_verify(&work, "good.pem");
@@ -575,7 +634,8 @@ async fn revoke_api_answers_and_exemptions() {
     );
 
     // A short-lived certificate is revoked but never listed; the plain one is, without a
-    // reason code (unspecified).
+    // reason code (unspecified). OCSP answers `unknown` for the short-lived one before and
+    // after its revocation: it is outside revocation status altogether.
     let profile = created(
         &api,
         "profiles",
@@ -583,10 +643,10 @@ async fn revoke_api_answers_and_exemptions() {
     )
     .await;
     let short = active_certificate(&api, "short", json!({"profile_id": profile})).await;
-    let short_serial = pem_export(&api, &short).await["serial_number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let short_serial = fetch_leaf(&api, &work, &short, "short").await;
+    let out = ocsp_post(&work, &server.base, "short.pem");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("short.pem: unknown"), "{out}");
     let plain_serial = pem_export(&api, &id).await["serial_number"]
         .as_str()
         .unwrap()
@@ -606,6 +666,10 @@ async fn revoke_api_answers_and_exemptions() {
         !crl.contains("Reason Code"),
         "unspecified carries no reason code: {crl}"
     );
+    let out = ocsp_post(&work, &server.base, "short.pem");
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("short.pem: unknown"), "{out}");
+    assert!(!out.contains("Revocation Time"), "{out}");
 
     // A renewal job open at revocation time is cancelled.
     let renewing = active_certificate(&api, "renewing", json!({})).await;
@@ -1012,6 +1076,21 @@ async fn exports_pem_and_pkcs12() {
             !out.contains("PRIVATE KEY") && !out.contains("Shrouded Keybag"),
             "{out}"
         );
+        // Asking for keys only (unencrypted) yields no key block and no key bag at all.
+        let keys = work.openssl_ok(&[
+            "pkcs12", "-in", "x.p12", "-nocerts", "-nodes", "-passin", pass,
+        ]);
+        assert!(!keys.contains("-----BEGIN"), "{keys}");
+        let info = work.openssl_ok(&[
+            "pkcs12", "-info", "-in", "x.p12", "-nocerts", "-nodes", "-passin", pass,
+        ]);
+        assert!(
+            info.contains("Certificate bag"),
+            "the bags are listed: {info}"
+        );
+        for bag in ["Key bag", "Shrouded Keybag", "PRIVATE KEY"] {
+            assert!(!info.contains(bag), "{bag}: {info}");
+        }
     }
     let r = api
         .post(
@@ -1119,9 +1198,27 @@ async fn bulk_revoke_hundred_with_three_already_revoked() {
             item["message"]
                 .as_str()
                 .unwrap_or_default()
-                .contains("already revoked"),
+                .contains(&format!(
+                    "certificate {id} is already revoked (superseded) at 20"
+                )),
             "{item}"
         );
+    }
+    // The 3 keep their original reason; the 97 carry the bulk one.
+    let work = Work::new();
+    work.write("ca.pem", ca_pem(&api).await);
+    let crl = fetch_crl(&api, &work).await;
+    for (n, id) in ids.iter().enumerate() {
+        let serial = pem_export(&api, id).await["serial_number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expected = if n < 3 {
+            "Superseded"
+        } else {
+            "Key Compromise"
+        };
+        assert_eq!(crl_reason(&crl, &serial), expected, "{id}: {crl}");
     }
     let revoked = api
         .get(&format!(
