@@ -179,24 +179,60 @@ async fn verification_redelivery_and_backoff() {
         written
     );
 
-    // 4. The server goes away: the agent backs off (growing delays), then carries on.
+    // 4. Work is pending when the server goes away: the agent is frozen while a renewal is
+    //    created, then the server stops and the agent runs against nothing for 30 s, backing
+    //    off; when the server returns, the agent reconnects (poll loop and session) and the
+    //    pending renewal completes, with no agent restart.
+    let agent_pid = agent.pid().unwrap().to_string();
+    let (ok, out) = run(Command::new("kill").args(["-STOP", &agent_pid]));
+    assert!(ok, "{out}");
+    let (s, renewal) = api.post("certificates/mc-files/renew", &json!({})).await;
+    assert_eq!(s, 202, "{renewal}");
+    let renewal_id = renewal["id"].as_str().unwrap().to_owned();
+    let (_, pending) = api.get(&format!("jobs/{renewal_id}")).await;
+    assert_ne!(pending["status"], "Completed", "{pending}");
+    assert_ne!(pending["status"], "Failed", "{pending}");
     drop(server);
+    let outage_from = agent.output().len();
+    let (ok, out) = run(Command::new("kill").args(["-CONT", &agent_pid]));
+    assert!(ok, "{out}");
     // Thirty seconds away, as an upgrade or a failover might take.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let log = agent.output();
-    assert!(log.contains("backing off"), "{log}");
+    let during = log.get(outage_from..).unwrap_or(&log);
+    // Only the poll loop's lines (runner.rs); the session logs its own retries separately.
+    let backoffs: Vec<&str> = during
+        .lines()
+        .filter(|l| l.contains("server unreachable; backing off"))
+        .collect();
+    assert!(backoffs.len() >= 3, "the poll loop backs off: {during}");
     assert!(
-        log.contains("retry_in=1s") && log.contains("retry_in=2s"),
-        "delays grow: {log}"
+        backoffs.iter().any(|l| l.contains("retry_in=1s"))
+            && backoffs.iter().any(|l| l.contains("retry_in=2s"))
+            && backoffs.iter().any(|l| l.contains("retry_in=4s")),
+        "delays grow to the 4 s cap: {backoffs:#?}"
+    );
+    assert!(
+        !backoffs.iter().any(|l| l.contains("retry_in=8s")),
+        "delays are capped: {backoffs:#?}"
     );
     assert!(agent.exited().is_none(), "the agent keeps running: {log}");
+    assert!(healthy(&url).await.is_none(), "the server is really down");
+    let back_from = agent.output().len();
     server = Proc::spawn(
         server_command(&server_dir, port, ADMIN_KEY, BOOTSTRAP),
         base.join("server-2.log"),
     );
     wait_for("server back", Duration::from_secs(30), || healthy(&url)).await;
-    let (s, j) = api.post("certificates/mc-files/renew", &json!({})).await;
-    assert_eq!(s, 202, "{j}");
+    wait_for(
+        "the pending renewal to complete after the outage",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = api.get(&format!("jobs/{renewal_id}")).await;
+            (v["status"] == "Completed").then_some(())
+        },
+    )
+    .await;
     wait_for(
         "renewal deployed after the outage",
         Duration::from_secs(60),
@@ -209,6 +245,16 @@ async fn verification_redelivery_and_backoff() {
     )
     .await;
     assert!(count_lines(&reloads) > reloads_after_first);
+    wait_for(
+        "the agent session re-opened after the restart",
+        Duration::from_secs(30),
+        || async {
+            let log = agent.output();
+            let after = log.get(back_from..).unwrap_or_default();
+            after.contains("agent session open").then_some(())
+        },
+    )
+    .await;
     assert!(agent.exited().is_none(), "agent exited: {}", agent.output());
     drop(server);
 }

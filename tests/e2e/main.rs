@@ -7,4 +7,5 @@
 mod agent_resilience;
 mod nginx;
 mod plugin_hot_load;
+mod push;
 mod support;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Api, Proc, agent_command, free_port, healthy, public_key_of, registered_agent, self_signed,
-    server_command, wait_for,
+    Api, Proc, agent_command, free_port, healthy, public_key_of, registered_agent, run,
+    self_signed, server_command, wait_for,
 };
 
 const ADMIN_KEY: &str = "e2e-admin-key";
@@ -206,6 +206,7 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     );
     let agent_key_pem = std::fs::read_to_string(keys[0].path()).unwrap();
     assert_no_private_key_on_server(&server_dir, &agent_key_pem);
+    assert_leaks_are_detected(&server_dir, &agent_key_pem);
 
     // Renewal while nginx's configuration is broken: `nginx -t` fails, the plugin restores the
     // previous files, the job fails with nginx's own output, and nginx keeps serving.
@@ -230,14 +231,33 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
                 .get("jobs?certificate_id=mc-e2e-nginx&type=Deployment&sort=-created_at")
                 .await;
             let job = &v["data"][0];
+            // The retry loop (5 min by default) cannot requeue it within this wait.
+            (job["status"] == "Failed").then_some(())?;
             let error = job["last_error"].as_str()?.to_owned();
             Some((job["id"].as_str()?.to_owned(), error))
         },
     )
     .await;
+    let (_, job) = api.get(&format!("jobs/{failed_job}")).await;
+    assert_eq!(job["status"], "Failed", "{job}");
     assert!(
         error.contains("certctl_not_a_directive"),
         "nginx's output is in the error: {error}"
+    );
+    // The SDK's rollback note (plugins/sdk/src/lib.rs `rollback`), naming both files.
+    let restored = format!(
+        "previous files restored ({}, {})",
+        ngx.join("certs/site.pem").display(),
+        ngx.join("certs/site.key").display()
+    );
+    let restored_rev = format!(
+        "previous files restored ({}, {})",
+        ngx.join("certs/site.key").display(),
+        ngx.join("certs/site.pem").display()
+    );
+    assert!(
+        error.contains(&restored) || error.contains(&restored_rev),
+        "the plugin's rollback note is in the error: {error}"
     );
     assert_eq!(
         std::fs::read(ngx.join("certs/site.pem")).unwrap(),
@@ -289,13 +309,12 @@ async fn nginx_serves_the_issued_certificate_and_its_renewal() {
     assert!(nginx.exited().is_none(), "nginx exited: {}", nginx.output());
 }
 
-/// Neither the database nor any file of the server holds an agent's private key, and the
-/// database holds no private key at all.
+/// Neither the database nor any file of the server holds an agent's private key — as any
+/// single base64 line of its PEM, as its DER (as stored) or as its PKCS#8 DER — and no column
+/// of any table holds a PEM private key.
 fn assert_no_private_key_on_server(server_dir: &Path, agent_key_pem: &str) {
-    let body: String = agent_key_pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let (lines, raw_der, pkcs8_der) = key_forms(agent_key_pem);
+    let mut files = 0;
     let mut stack = vec![server_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -304,21 +323,132 @@ fn assert_no_private_key_on_server(server_dir: &Path, agent_key_pem: &str) {
                 stack.push(path);
                 continue;
             }
-            let bytes = std::fs::read(&path).unwrap();
-            let text = String::from_utf8_lossy(&bytes);
-            assert!(
-                !text.contains(&body),
-                "{} contains the agent's private key",
-                path.display()
-            );
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue; // removed meanwhile (a WAL checkpoint, a temp file)
+            };
+            files += 1;
+            for line in &lines {
+                assert!(
+                    !contains(&bytes, line.as_bytes()),
+                    "{} contains a line of the agent's private key PEM",
+                    path.display()
+                );
+            }
+            for (what, der) in [("DER", &raw_der), ("PKCS#8 DER", &pkcs8_der)] {
+                assert!(
+                    !contains(&bytes, der),
+                    "{} contains the agent's private key ({what})",
+                    path.display()
+                );
+            }
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             if name.starts_with("certctl.db") {
                 assert!(
-                    !text.contains("PRIVATE KEY"),
+                    !contains(&bytes, b"PRIVATE KEY"),
                     "{} contains a private key",
                     path.display()
                 );
             }
         }
     }
+    assert!(
+        server_dir.join("certctl.db").exists() && files >= 2,
+        "the server's data dir holds its database"
+    );
+    // Through SQLite itself (WAL included): no column of any table holds a PEM private key.
+    let script = "import sqlite3,sys\n\
+        c=sqlite3.connect(sys.argv[1])\n\
+        tables=[r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type='table'\")]\n\
+        hits=[]\n\
+        cols=0\n\
+        for t in tables:\n\
+        \x20for col in [r[1] for r in c.execute('PRAGMA table_info(\"%s\")' % t)]:\n\
+        \x20\x20cols+=1\n\
+        \x20\x20n=c.execute('SELECT count(*) FROM \"%s\" WHERE CAST(\"%s\" AS TEXT) LIKE ?' % (t,col), ('%PRIVATE KEY%',)).fetchone()[0]\n\
+        \x20\x20if n: hits.append('%s.%s' % (t,col))\n\
+        print('columns=%d hits=%s' % (cols, ','.join(hits)))\n";
+    let (ok, out) = run(Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(server_dir.join("certctl.db")));
+    assert!(ok, "{out}");
+    let out = out.trim();
+    let cols: usize = out
+        .strip_prefix("columns=")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(cols > 20, "the query saw the schema: {out}");
+    assert!(
+        out.ends_with("hits="),
+        "a column holds a private key: {out}"
+    );
+}
+
+/// The forms a leaked key could take: each base64 line of its PEM, the DER its PEM holds, and
+/// its PKCS#8 DER.
+fn key_forms(agent_key_pem: &str) -> (Vec<String>, Vec<u8>, Vec<u8>) {
+    let lines: Vec<String> = agent_key_pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----") && l.len() >= 20)
+        .map(str::to_owned)
+        .collect();
+    assert!(!lines.is_empty(), "no base64 lines in {agent_key_pem}");
+    let work = tempfile::tempdir().unwrap();
+    let pem = work.path().join("agent.key");
+    std::fs::write(&pem, agent_key_pem).unwrap();
+    let der_of = |args: &[&str], name: &str| -> Vec<u8> {
+        let out = work.path().join(name);
+        let (ok, text) = run(Command::new("openssl")
+            .args(args)
+            .arg("-in")
+            .arg(&pem)
+            .arg("-out")
+            .arg(&out));
+        assert!(ok, "{text}");
+        let der = std::fs::read(&out).unwrap();
+        assert!(der.len() > 32, "{name}: {} bytes", der.len());
+        der
+    };
+    // The PEM body decoded as is, and the key re-encoded as PKCS#8.
+    let raw_der = der_of(&["asn1parse", "-noout"], "raw.der");
+    let pkcs8_der = der_of(&["pkey", "-outform", "DER"], "pkcs8.der");
+    (lines, raw_der, pkcs8_der)
+}
+
+/// The check above is not vacuous: each form of the key, planted in the data dir, trips it.
+fn assert_leaks_are_detected(server_dir: &Path, agent_key_pem: &str) {
+    let (lines, raw_der, pkcs8_der) = key_forms(agent_key_pem);
+    let planted = server_dir.join("planted-leak.bin");
+    let middle = lines[lines.len() / 2].clone().into_bytes();
+    for (what, bytes) in [
+        ("one PEM line", middle),
+        ("DER", raw_der),
+        ("PKCS#8 DER", pkcs8_der),
+    ] {
+        let mut wrapped = b"prefix".to_vec();
+        wrapped.extend_from_slice(&bytes);
+        wrapped.extend_from_slice(b"suffix");
+        std::fs::write(&planted, wrapped).unwrap();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_no_private_key_on_server(server_dir, agent_key_pem)
+        }));
+        std::fs::remove_file(&planted).unwrap();
+        let message = match caught {
+            Ok(()) => panic!("a planted {what} went unnoticed"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        assert!(
+            message.contains("planted-leak.bin"),
+            "{what}: tripped for another reason: {message}"
+        );
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

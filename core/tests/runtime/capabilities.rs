@@ -33,6 +33,20 @@ async fn act(plugin: &TargetPlugin, config: serde_json::Value) -> Result<String,
         .map(|out| out.message)
 }
 
+/// A denial fails only its own call: the same instance then writes inside its grant.
+async fn still_healthy(plugin: &TargetPlugin, granted: &Path) {
+    let path = granted.join("after-denial.txt");
+    let message = act(
+        plugin,
+        json!({"action": "write", "path": path, "contents": "fine"}),
+    )
+    .await
+    .expect("the instance works after a denial");
+    assert_eq!(message, "written");
+    assert_eq!(read(&path), "fine");
+    std::fs::remove_file(&path).expect("cleanup");
+}
+
 fn denied_directory(err: &RuntimeError) -> PathBuf {
     match err {
         RuntimeError::Denied {
@@ -80,10 +94,12 @@ async fn dot_dot_is_denied() {
              manifest or not granted by the operator"
         )
     );
+    still_healthy(&plugin, tmp.path()).await;
     let err = act(&plugin, json!({"action": "read", "path": path}))
         .await
         .unwrap_err();
     denied_directory(&err);
+    still_healthy(&plugin, tmp.path()).await;
 }
 
 #[tokio::test]
@@ -103,11 +119,13 @@ async fn paths_outside_the_grant_are_denied() {
         .await
         .unwrap_err();
         assert_eq!(denied_directory(&err), PathBuf::from(&path));
+        still_healthy(&plugin, &granted).await;
     }
     let err = act(&plugin, json!({"action": "read", "path": "/etc/passwd"}))
         .await
         .unwrap_err();
     denied_directory(&err);
+    still_healthy(&plugin, &granted).await;
     // Relative paths are a bad request, not a lookup relative to anything.
     let err = act(
         &plugin,
@@ -242,16 +260,19 @@ async fn commands_run_only_when_requested_and_granted() {
     );
 }
 
-/// A one-shot HTTP server on 127.0.0.1 answering 200.
-fn http_server() -> (u16, std::thread::JoinHandle<()>) {
+/// An HTTP server on 127.0.0.1 answering 200 to `requests` connections, then stopping.
+fn http_server(requests: usize) -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let handle = std::thread::spawn(move || {
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        for _ in 0..requests {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+            }
         }
     });
     (port, handle)
@@ -259,7 +280,8 @@ fn http_server() -> (u16, std::thread::JoinHandle<()>) {
 
 #[tokio::test]
 async fn outbound_http_reaches_granted_hosts_only() {
-    let (port, server) = http_server();
+    // One request before the denials and one after each of them.
+    let (port, server) = http_server(3);
     let plugins = plugin_dir(&["hostile-notifier"]);
     let grants = Grants::default().with_plugin(
         "hostile-notifier",
@@ -282,7 +304,6 @@ async fn outbound_http_reaches_granted_hosts_only() {
     notify(format!("http://127.0.0.1:{port}/hook"))
         .await
         .expect("granted host");
-    server.join().expect("server");
 
     let err = notify("http://example.com/steal".into()).await.unwrap_err();
     assert!(
@@ -294,6 +315,10 @@ async fn outbound_http_reaches_granted_hosts_only() {
         "plugin `hostile-notifier` was denied outbound host `example.com`: not requested by its \
          manifest or not granted by the operator"
     );
+    // The denial failed that call only: the same instance reaches the granted host again.
+    notify(format!("http://127.0.0.1:{port}/after-host-denial"))
+        .await
+        .expect("granted host after a denial");
     // Same host, another port.
     let err = notify(format!("http://127.0.0.1:{}/", port.wrapping_add(1)))
         .await
@@ -308,6 +333,11 @@ async fn outbound_http_reaches_granted_hosts_only() {
         ),
         "{err:?}"
     );
+    notify(format!("http://127.0.0.1:{port}/after-port-denial"))
+        .await
+        .expect("granted host after a port denial");
+    // All three granted requests reached the server.
+    server.join().expect("server");
 }
 
 #[tokio::test]

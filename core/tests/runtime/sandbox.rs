@@ -29,8 +29,9 @@ async fn an_infinite_loop_times_out_and_the_next_call_succeeds() {
         .unwrap_err();
     assert!(matches!(err, RuntimeError::Timeout { .. }), "{err:?}");
     assert_eq!(err.to_string(), "plugin `hostile` timed out after 500 ms");
+    // The deadline plus slack for a loaded 2-core machine, not a multiple of it.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_millis(2500),
         "took {:?}",
         started.elapsed()
     );

@@ -3,6 +3,7 @@
 
 mod acme;
 mod acme_ari;
+mod agent_heartbeat;
 mod api_auth;
 mod api_errors;
 mod api_resources;
