@@ -207,9 +207,19 @@ pub struct Revoke {
     pub reason: String,
 }
 
-impl Handler<Revoke> for IssuerActor {
-    type Result = ResponseFuture<Result<(), ConnectorError>>;
-    fn handle(&mut self, msg: Revoke, _ctx: &mut Context<Self>) -> Self::Result {
+impl IssuerActor {
+    /// Runs one connector call that needs no restart bookkeeping under the issuer's
+    /// concurrency bound; a panicking connector fails only this call.
+    fn bounded<T, F, Fut>(
+        &self,
+        what: &'static str,
+        call: F,
+    ) -> ResponseFuture<Result<T, ConnectorError>>
+    where
+        T: 'static,
+        F: FnOnce(Arc<dyn IssuerConnector>) -> Fut + 'static,
+        Fut: Future<Output = Result<T, ConnectorError>> + 'static,
+    {
         let connector = self.connector.clone();
         let permits = self.permits.clone();
         Box::pin(async move {
@@ -218,10 +228,19 @@ impl Handler<Revoke> for IssuerActor {
                 .acquire_owned()
                 .await
                 .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
-            AssertUnwindSafe(connector.revoke(&msg.serial_hex, &msg.reason))
+            AssertUnwindSafe(call(connector))
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|_| Err(ConnectorError::Crashed("panic in revoke".into())))
+                .unwrap_or_else(|_| Err(ConnectorError::Crashed(format!("panic in {what}"))))
+        })
+    }
+}
+
+impl Handler<Revoke> for IssuerActor {
+    type Result = ResponseFuture<Result<(), ConnectorError>>;
+    fn handle(&mut self, msg: Revoke, _ctx: &mut Context<Self>) -> Self::Result {
+        self.bounded("revoke", move |connector| async move {
+            connector.revoke(&msg.serial_hex, &msg.reason).await
         })
     }
 }
@@ -239,18 +258,8 @@ pub struct GetRenewalWindow {
 impl Handler<GetRenewalWindow> for IssuerActor {
     type Result = ResponseFuture<Result<Option<RenewalWindow>, ConnectorError>>;
     fn handle(&mut self, msg: GetRenewalWindow, _ctx: &mut Context<Self>) -> Self::Result {
-        let connector = self.connector.clone();
-        let permits = self.permits.clone();
-        Box::pin(async move {
-            let connector = connector?;
-            let _permit = permits
-                .acquire_owned()
-                .await
-                .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
-            AssertUnwindSafe(connector.renewal_window(&msg.cert_der))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Err(ConnectorError::Crashed("panic in renewal_window".into())))
+        self.bounded("renewal_window", move |connector| async move {
+            connector.renewal_window(&msg.cert_der).await
         })
     }
 }
