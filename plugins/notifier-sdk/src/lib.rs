@@ -34,11 +34,7 @@ pub use bindings::certctl::connector::{log, smtp};
 pub use bindings::{ConnectorError, Notification};
 pub use bindings::{Guest, export_notifier};
 
-use bindings::wasi::http::outgoing_handler;
-use bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use bindings::wasi::io::streams::StreamError;
+use bindings::wasi::http::types::Fields;
 
 /// How much of a response body is read (the rest is discarded).
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -182,107 +178,21 @@ pub fn send(
     list.push(("content-length".into(), body.len().to_string().into_bytes()));
     let fields = Fields::from_list(&list)
         .map_err(|e| error(ErrorKind::InvalidConfig, format!("headers: {e:?}")))?;
-    let request = OutgoingRequest::new(fields);
-    let method = match method {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        other => Method::Other(other.to_string()),
-    };
-    let scheme = if url.https {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    let internal = |what: &str| error(ErrorKind::Internal, format!("{authority}: {what}"));
-    request
-        .set_method(&method)
-        .map_err(|()| internal("bad method"))?;
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| internal("bad scheme"))?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| internal("bad authority"))?;
-    request
-        .set_path_with_query(Some(&url.path_and_query))
-        .map_err(|()| internal("bad path"))?;
-    let outgoing = request
-        .body()
-        .map_err(|()| internal("request body taken twice"))?;
-    let map = |e: ErrorCode| http_error(authority, e);
-    let pending = outgoing_handler::handle(request, None).map_err(map)?;
-
-    // Stream the body, then finish it; if the host refused or failed the request,
-    // the write fails and the real reason is in the response future.
-    let mut write_error = None;
-    {
-        match outgoing.write() {
-            Ok(stream) => {
-                for chunk in body.chunks(4096) {
-                    if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                        write_error = Some(format!("{e:?}"));
-                        break;
-                    }
-                }
-            }
-            Err(()) => write_error = Some("request body stream unavailable".into()),
-        }
-    }
-    if let Err(e) = OutgoingBody::finish(outgoing, None) {
-        write_error.get_or_insert_with(|| format!("{e:?}"));
-    }
-
-    pending.subscribe().block();
-    let response = match pending.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(map(e)),
-        _ => return Err(internal("the response was lost")),
-    };
-    if let Some(e) = write_error {
-        return Err(error(
-            ErrorKind::Unavailable,
-            format!("{authority}: sending the request body failed: {e}"),
-        ));
-    }
-    let status = response.status();
-    let mut body = Vec::new();
-    if let Ok(incoming) = response.consume() {
-        read_body(&incoming, &mut body);
-        drop(IncomingBody::finish(incoming));
-    }
+    let (status, body) = transport::exchange(
+        method,
+        url.https,
+        authority,
+        &url.path_and_query,
+        fields,
+        body,
+        MAX_RESPONSE,
+    )?;
     Ok(Response { status, body })
 }
 
-/// Reads up to [`MAX_RESPONSE`] bytes; the stream is dropped before its body.
-fn read_body(incoming: &IncomingBody, out: &mut Vec<u8>) {
-    let Ok(stream) = incoming.stream() else {
-        return;
-    };
-    while out.len() < MAX_RESPONSE {
-        match stream.blocking_read((MAX_RESPONSE - out.len()) as u64) {
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(StreamError::Closed) | Err(StreamError::LastOperationFailed(_)) => break,
-        }
-    }
-}
-
-/// The `connector-error` for a `wasi:http` error code.
-fn http_error(authority: &str, code: ErrorCode) -> ConnectorError {
-    match code {
-        ErrorCode::HttpRequestDenied => error(
-            ErrorKind::Denied,
-            format!("outbound host `{authority}` is not granted to this plugin"),
-        ),
-        ErrorCode::HttpRequestUriInvalid | ErrorCode::HttpRequestMethodInvalid => error(
-            ErrorKind::InvalidConfig,
-            format!("{authority}: the request is invalid ({code:?})"),
-        ),
-        other => error(
-            ErrorKind::Unavailable,
-            format!("{authority}: request failed: {other:?}"),
-        ),
-    }
+/// The `wasi:http` exchange itself, shared with the target SDK.
+mod transport {
+    include!("../../shared/wasi_http_transport.rs");
 }
 
 /// [`send`] of a JSON body with `Content-Type: application/json`.

@@ -6,11 +6,7 @@
 //! (`certctl-notifier-sdk` has the same client over the notifier world's bindings; a
 //! component carries the world its bindings come from, so the two cannot share it.)
 
-use crate::bindings::wasi::http::outgoing_handler;
-use crate::bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use crate::bindings::wasi::io::streams::StreamError;
+use crate::bindings::wasi::http::types::Fields;
 use crate::{ConnectorError, ErrorKind, error, invalid_config};
 
 /// How much of a response body is read (the rest is discarded).
@@ -110,106 +106,21 @@ pub fn send(
     if !body.is_empty() {
         headers.push(("content-length".into(), body.len().to_string().into_bytes()));
     }
-    let internal = |what: &str| error(ErrorKind::Internal, format!("{authority}: {what}"));
-    let fields = Fields::from_list(&headers).map_err(|e| internal(&format!("headers: {e:?}")))?;
-    let request = OutgoingRequest::new(fields);
-    let method = match method {
-        "GET" => Method::Get,
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "PATCH" => Method::Patch,
-        "DELETE" => Method::Delete,
-        other => Method::Other(other.to_string()),
-    };
-    let scheme = if endpoint.https {
-        Scheme::Https
-    } else {
-        Scheme::Http
-    };
-    request
-        .set_method(&method)
-        .map_err(|()| internal("bad method"))?;
-    request
-        .set_scheme(Some(&scheme))
-        .map_err(|()| internal("bad scheme"))?;
-    request
-        .set_authority(Some(authority))
-        .map_err(|()| internal("bad authority"))?;
-    request
-        .set_path_with_query(Some(&format!("{}{path}", endpoint.base_path)))
-        .map_err(|()| internal("bad path"))?;
-    let outgoing = request
-        .body()
-        .map_err(|()| internal("request body taken twice"))?;
-    let map = |e: ErrorCode| http_error(authority, e);
-    let pending = outgoing_handler::handle(request, None).map_err(map)?;
-
-    // Stream the body, then finish it; if the host refused or failed the request,
-    // the write fails and the real reason is in the response future.
-    let mut write_error = None;
-    match outgoing.write() {
-        Ok(stream) => {
-            for chunk in body.chunks(4096) {
-                if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                    write_error = Some(format!("{e:?}"));
-                    break;
-                }
-            }
-        }
-        Err(()) => write_error = Some("request body stream unavailable".into()),
-    }
-    if let Err(e) = OutgoingBody::finish(outgoing, None) {
-        write_error.get_or_insert_with(|| format!("{e:?}"));
-    }
-
-    pending.subscribe().block();
-    let response = match pending.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(map(e)),
-        _ => return Err(internal("the response was lost")),
-    };
-    if let Some(e) = write_error {
-        return Err(error(
-            ErrorKind::Unavailable,
-            format!("{authority}: sending the request body failed: {e}"),
-        ));
-    }
-    let status = response.status();
-    let mut body = Vec::new();
-    if let Ok(incoming) = response.consume() {
-        read_body(&incoming, &mut body);
-        drop(IncomingBody::finish(incoming));
-    }
+    let fields = Fields::from_list(&headers)
+        .map_err(|e| error(ErrorKind::Internal, format!("{authority}: headers: {e:?}")))?;
+    let (status, body) = transport::exchange(
+        method,
+        endpoint.https,
+        authority,
+        &format!("{}{path}", endpoint.base_path),
+        fields,
+        body,
+        MAX_RESPONSE,
+    )?;
     Ok(Response { status, body })
 }
 
-/// Reads up to [`MAX_RESPONSE`] bytes; the stream is dropped before its body.
-fn read_body(incoming: &IncomingBody, out: &mut Vec<u8>) {
-    let Ok(stream) = incoming.stream() else {
-        return;
-    };
-    while out.len() < MAX_RESPONSE {
-        match stream.blocking_read((MAX_RESPONSE - out.len()) as u64) {
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(StreamError::Closed) | Err(StreamError::LastOperationFailed(_)) => break,
-        }
-    }
-}
-
-/// The `connector-error` for a `wasi:http` error code.
-fn http_error(authority: &str, code: ErrorCode) -> ConnectorError {
-    match code {
-        ErrorCode::HttpRequestDenied => error(
-            ErrorKind::Denied,
-            format!("outbound host `{authority}` is not granted to this plugin"),
-        ),
-        ErrorCode::HttpRequestUriInvalid | ErrorCode::HttpRequestMethodInvalid => error(
-            ErrorKind::InvalidConfig,
-            format!("{authority}: the request is invalid ({code:?})"),
-        ),
-        other => error(
-            ErrorKind::Unavailable,
-            format!("{authority}: request failed: {other:?}"),
-        ),
-    }
+/// The `wasi:http` exchange itself, shared with the notifier SDK.
+mod transport {
+    include!("../../shared/wasi_http_transport.rs");
 }
