@@ -143,6 +143,13 @@ pub struct Config {
     /// Burst for authenticated callers; 0 uses `CERTCTL_RATE_LIMIT_BURST`.
     #[arg(long, env = "CERTCTL_RATE_LIMIT_PER_USER_BURST", default_value_t = 0)]
     pub rate_limit_per_user_burst: u32,
+    /// RPS per client IP on the routes that take a credential without needing one
+    /// (agent registration, `auth/check`): stricter, because they invite guessing.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_AUTH_RPS", default_value_t = 1.0)]
+    pub rate_limit_auth_rps: f64,
+    /// Burst per client IP on those routes.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_AUTH_BURST", default_value_t = 20)]
+    pub rate_limit_auth_burst: u32,
     /// Comma-separated allowed CORS origins, or `*`; empty denies all cross-origin requests.
     #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,

@@ -21,6 +21,7 @@ pub mod renewal;
 pub mod renewal_policy;
 pub mod resource;
 pub mod revocation;
+pub mod role;
 pub mod target;
 pub mod team;
 

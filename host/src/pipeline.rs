@@ -240,6 +240,13 @@ impl Pipeline {
         let job = jobs::get(&self.store, job_id)
             .await?
             .ok_or_else(|| PipelineError::NotFound(format!("job {job_id} not found")))?;
+        // An agent submits CSRs only for the jobs assigned to it: an unassigned job could
+        // otherwise be claimed by any agent for any managed name.
+        if caller_agent.is_some() && job.agent_id.as_deref() != Some(agent_id) {
+            return Err(PipelineError::Forbidden(format!(
+                "job {job_id} is not assigned to agent {agent_id}"
+            )));
+        }
         if job.status != JobStatus::AwaitingCSR {
             return Err(PipelineError::Conflict(format!(
                 "job {job_id} is {}, not AwaitingCSR",
@@ -876,6 +883,13 @@ impl Pipeline {
             .await?
             .ok_or_else(|| PipelineError::NotFound(format!("job {job_id} not found")))?;
         if job.agent_id.as_deref() != Some(agent_id) {
+            // To an agent, another agent's job is not to be touched; to an admin acting for
+            // the agent it is simply not there.
+            if caller_agent.is_some() {
+                return Err(PipelineError::Forbidden(format!(
+                    "job {job_id} is not assigned to agent {agent_id}"
+                )));
+            }
             return Err(PipelineError::NotFound(format!(
                 "job {job_id} is not assigned to agent {agent_id}"
             )));

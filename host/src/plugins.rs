@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use certctl_core::runtime::{
     Grants, PluginRuntime, PluginSet, RuntimeConfig, RuntimeError, SUPPORTED_WIT_VERSIONS,
 };
 use serde_json::{Value, json};
 
-use crate::api::auth::principal;
+use crate::api::access::{Access, Routes};
 use crate::api::error::ApiError;
 
 /// Plugin settings of `certctl-server` (flattened into [`crate::config::Config`]).
@@ -260,9 +260,14 @@ fn now() -> String {
 }
 
 /// Routes directly under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/plugins", web::get().to(list))
-        .route("/plugins/reload", web::post().to(reload));
+pub fn routes(r: &mut Routes) {
+    r.get("/api/v1/plugins", Access::VIEWER, "WebAssembly connectors: manifest, requested and granted capabilities, config schema, load error", list);
+    r.post(
+        "/api/v1/plugins/reload",
+        Access::ADMIN,
+        "Re-read the grants file and re-scan the plugin directory (admin)",
+        reload,
+    );
 }
 
 /// `GET /api/v1/plugins`.
@@ -272,15 +277,7 @@ async fn list(registry: web::Data<PluginRegistry>) -> HttpResponse {
 
 /// `POST /api/v1/plugins/reload` (admin): 200 with the new listing, or 400 naming
 /// the grants problem (the previous plugins stay loaded).
-async fn reload(
-    req: HttpRequest,
-    registry: web::Data<PluginRegistry>,
-) -> Result<HttpResponse, ApiError> {
-    if !principal(&req).admin {
-        return Err(ApiError::Forbidden(
-            "reloading plugins needs an admin key".into(),
-        ));
-    }
+async fn reload(registry: web::Data<PluginRegistry>) -> Result<HttpResponse, ApiError> {
     match registry.reload().await {
         Ok(()) => Ok(HttpResponse::Ok().json(registry.listing())),
         Err(e @ (RuntimeError::MalformedGrants { .. } | RuntimeError::Io { .. })) => {

@@ -30,6 +30,7 @@ use crate::config::{AuthType, Config, KeygenMode, TlsMode};
 use crate::domain::audit::Actor;
 use crate::domain::issuer;
 use crate::domain::job_state::JobEvent;
+use crate::domain::role::Role;
 use crate::issuer::{ConnectorContext, ConnectorTypes};
 use crate::notifier::NotificationService;
 use crate::notifier::digest::DigestLoop;
@@ -113,12 +114,19 @@ fn cors(origins: &str) -> Cors {
 }
 
 async fn seed_keys(config: &Config, store: &Store, clock: &dyn Clock) -> Result<(), StoreError> {
+    let admin = api_keys::NewKey {
+        name: "admin",
+        role: Role::Admin,
+        agent_id: None,
+        expires_at: None,
+        created_by: "system",
+    };
     if let Some(key) = config.admin_api_key.as_deref().filter(|k| !k.is_empty()) {
-        api_keys::upsert(store, "admin", key, true, None, &clock.now_text()).await?;
+        api_keys::seed(store, &admin, key, &clock.now_text()).await?;
         tracing::info!("admin API key seeded from CERTCTL_ADMIN_API_KEY");
-    } else if config.auth_type == AuthType::ApiKey && api_keys::count(store).await? == 0 {
+    } else if config.auth_type == AuthType::ApiKey && api_keys::count_user_keys(store).await? == 0 {
         let key = api_keys::generate_key();
-        api_keys::upsert(store, "admin", &key, true, None, &clock.now_text()).await?;
+        api_keys::insert(store, &admin, &key, &clock.now_text()).await?;
         // Printed once, to the terminal only; only its hash is stored.
         eprintln!(
             "\n================================================================\n\
@@ -318,6 +326,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             limiter: RateLimiter::default(),
             per_ip,
             per_key,
+            credential: Rate {
+                per_second: config.rate_limit_auth_rps,
+                burst: config.rate_limit_auth_burst,
+            },
         }
     });
     let state = web::Data::new(AppState {
@@ -355,9 +367,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .app_data(notifications.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(crate::api::configure)
-            .wrap(from_fn(crate::api::auth::authenticate))
             .wrap(cors(&cors_origins))
             .wrap(from_fn(crate::api::request_context::request_context))
+            // Outermost: everything inside sees the one canonical path.
+            .wrap(from_fn(crate::api::normalize::normalize_path))
     })
     .shutdown_timeout(config.shutdown_timeout_seconds);
 

@@ -33,7 +33,7 @@ impl LoopTask for AgentHealth {
             let cutoff = certctl_core::timestamp::format(p.clock.now() - self.offline_after);
             let mut find = Sql::new(
                 p.store.dialect(),
-                "SELECT id FROM agents WHERE status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ",
+                "SELECT id FROM agents WHERE status NOT IN ('Offline', 'Retired') AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ",
             );
             find.bind_text(cutoff.clone()).push(")");
             let rows = find
@@ -49,7 +49,7 @@ impl LoopTask for AgentHealth {
                     p.store.dialect(),
                     "UPDATE agents SET status = 'Offline', updated_at = ",
                 );
-                up.bind_text(now.clone()).push(" WHERE id = ").bind_text(id.clone()).push(" AND status <> 'Offline' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ").bind_text(cutoff.clone()).push(")");
+                up.bind_text(now.clone()).push(" WHERE id = ").bind_text(id.clone()).push(" AND status NOT IN ('Offline', 'Retired') AND (last_heartbeat_at IS NULL OR last_heartbeat_at < ").bind_text(cutoff.clone()).push(")");
                 if up
                     .query()
                     .execute(&mut *tx)

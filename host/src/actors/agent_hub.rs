@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 
-use super::agent_session::{AgentSession, Nudge};
+use super::agent_session::{AgentSession, CredentialsRevoked, Nudge};
 
 /// The hub actor.
 #[derive(Debug, Default)]
@@ -70,6 +70,27 @@ impl Handler<WorkFor> for AgentHub {
         if let Some(list) = self.sessions.get(&msg.0) {
             for s in list {
                 s.do_send(Nudge);
+            }
+        }
+    }
+}
+
+/// The agent's keys were revoked or the agent retired: close its sessions now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    /// Agent.
+    pub agent_id: String,
+    /// Sent to the agent in the close frame.
+    pub reason: &'static str,
+}
+
+impl Handler<Disconnect> for AgentHub {
+    type Result = ();
+    fn handle(&mut self, msg: Disconnect, _: &mut Context<Self>) {
+        if let Some(list) = self.sessions.remove(&msg.agent_id) {
+            for s in list {
+                s.do_send(CredentialsRevoked(msg.reason));
             }
         }
     }

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::agent_hub::{AgentHub, Join, Leave};
 use crate::pipeline::Pipeline;
 use crate::store::agents::{self, Heartbeat};
+use crate::store::api_keys;
 
 /// Ping interval, and how long a silent peer is tolerated.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -23,6 +24,11 @@ pub struct AgentSession {
     hub: Addr<AgentHub>,
     pipeline: std::sync::Arc<Pipeline>,
     last_seen: Instant,
+    /// The key the session was opened with: re-checked every ping, so an expired key's
+    /// session ends too (revocation closes it at once through the hub).
+    key_id: Option<String>,
+    /// Why the server is closing the session, sent in the close frame.
+    closing: Option<actix_ws::CloseReason>,
 }
 
 impl AgentSession {
@@ -32,6 +38,7 @@ impl AgentSession {
         session: Session,
         hub: Addr<AgentHub>,
         pipeline: std::sync::Arc<Pipeline>,
+        key_id: Option<String>,
     ) -> Self {
         Self {
             agent_id,
@@ -39,7 +46,41 @@ impl AgentSession {
             hub,
             pipeline,
             last_seen: Instant::now(),
+            key_id,
+            closing: None,
         }
+    }
+
+    /// Ends the session because its credentials no longer hold (close code 1008).
+    fn end_for_policy(&mut self, ctx: &mut Context<Self>, why: &str) {
+        tracing::info!(agent_id = %self.agent_id, reason = why, "closing agent session");
+        self.closing = Some(actix_ws::CloseReason {
+            code: actix_ws::CloseCode::Policy,
+            description: Some(why.to_owned()),
+        });
+        ctx.stop();
+    }
+
+    fn recheck_key(&mut self, ctx: &mut Context<Self>) {
+        let Some(key_id) = self.key_id.clone() else {
+            return;
+        };
+        let (store, now) = (self.pipeline.store.clone(), self.pipeline.clock.now_text());
+        ctx.spawn(
+            async move { api_keys::get(&store, &key_id).await }
+                .into_actor(self)
+                .map(move |key, act, ctx| match key {
+                    Ok(Some(k)) if k.revoked_at.is_some() => {
+                        act.end_for_policy(ctx, "API key revoked")
+                    }
+                    Ok(Some(k)) if k.expires_at.as_deref().is_some_and(|e| e <= now.as_str()) => {
+                        act.end_for_policy(ctx, "API key expired")
+                    }
+                    Ok(None) => act.end_for_policy(ctx, "API key no longer exists"),
+                    // A database hiccup is no reason to drop a healthy agent.
+                    _ => {}
+                }),
+        );
     }
 
     fn send_text(&self, ctx: &mut Context<Self>, text: String) {
@@ -86,6 +127,7 @@ impl Actor for AgentSession {
         // Work may have queued while the agent was away.
         self.send_text(ctx, json!({"type": "work"}).to_string());
         ctx.run_interval(PING_EVERY, |act, ctx| {
+            act.recheck_key(ctx);
             if act.last_seen.elapsed() > SILENCE_LIMIT {
                 tracing::info!(agent_id = %act.agent_id, "agent session silent; closing");
                 ctx.stop();
@@ -111,9 +153,22 @@ impl Actor for AgentSession {
             session: ctx.address(),
         });
         let session = self.session.clone();
+        let reason = self.closing.take();
         actix::spawn(async move {
-            let _ = session.close(None).await;
+            let _ = session.close(reason).await;
         });
+    }
+}
+
+/// The agent's credentials died (key revoked, agent retired): close the session now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CredentialsRevoked(pub &'static str);
+
+impl Handler<CredentialsRevoked> for AgentSession {
+    type Result = ();
+    fn handle(&mut self, msg: CredentialsRevoked, ctx: &mut Context<Self>) {
+        self.end_for_policy(ctx, msg.0);
     }
 }
 

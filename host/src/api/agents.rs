@@ -8,38 +8,63 @@ use subtle::ConstantTimeEq as _;
 
 use actix::{Actor as _, AsyncContext as _};
 
+use super::access::{Access, Routes};
 use super::actions::string_field;
-use super::auth::{Principal, bearer, principal, resolve};
+use super::auth::{bearer, principal, resolve};
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
+use crate::actors::agent_hub::Disconnect;
 use crate::actors::agent_session::AgentSession;
 use crate::domain::audit::Actor;
+use crate::domain::role::Role;
 use crate::domain::{agent, job};
 use crate::store::agents::{self, Heartbeat};
 use crate::store::{StoreError, api_keys, records};
 
-/// Routes under `/api/v1/agents/…`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/register", web::post().to(register))
-        .route("/{id}/heartbeat", web::post().to(heartbeat))
-        .route("/{id}/work", web::get().to(work))
-        .route("/{id}/session", web::get().to(session))
-        .route("/{id}/csr", web::post().to(submit_csr))
-        .route("/{id}/jobs/{job_id}/status", web::post().to(report));
-}
-
-/// Only the agent itself (or an admin) may act as agent `id`.
-fn ensure_self(p: &Principal, id: &str) -> Result<(), ApiError> {
-    match &p.agent_id {
-        Some(own) if own != id => Err(ApiError::Forbidden(format!(
-            "this key belongs to agent {own}, not {id}"
-        ))),
-        Some(_) => Ok(()),
-        None if p.admin => Ok(()),
-        None => Err(ApiError::Forbidden(
-            "only the agent itself or an admin key may do this".into(),
-        )),
-    }
+/// Agent routes: registration is public (it checks the bootstrap token itself); the rest
+/// are the named agent's own (or an admin's); retirement is an admin's.
+pub fn routes(r: &mut Routes) {
+    const A: &str = "/api/v1/agents";
+    r.post(
+        format!("{A}/register"),
+        Access::PublicCredential,
+        "Register an agent with the bootstrap token (or an admin key); returns its API key once",
+        register,
+    )
+    .status(201);
+    r.post(
+        format!("{A}/{{id}}/heartbeat"),
+        Access::AGENT_SELF,
+        "Agent heartbeat (OS, arch, IP, hostname, version)",
+        heartbeat,
+    );
+    r.get(
+        format!("{A}/{{id}}/work"),
+        Access::AGENT_SELF,
+        "Work the agent can act on now (CSRs, deployments)",
+        work,
+    );
+    r.get(
+        format!("{A}/{{id}}/session"),
+        Access::AGENT_SELF,
+        "Agent-initiated WebSocket: the server nudges {\"type\":\"work\"} when work is actionable",
+        session,
+    )
+    .status(101);
+    r.post(format!("{A}/{{id}}/csr"), Access::AGENT_SELF, "Submit the CSR for a job awaiting one and assigned to this agent (body: job_id, csr_pem; 202)", submit_csr)
+        .status(202);
+    r.post(
+        format!("{A}/{{id}}/jobs/{{job_id}}/status"),
+        Access::AGENT_SELF,
+        "Agent reports the status of a job assigned to it",
+        report,
+    );
+    r.post(
+        format!("{A}/{{id}}/retire"),
+        Access::ADMIN,
+        "Retire the agent: the record stays, its keys are revoked and its sessions closed",
+        retire,
+    );
 }
 
 /// `POST /agents/register` `{"name", "hostname"?, "id"?}` with `Authorization: Bearer <bootstrap token>`
@@ -62,7 +87,7 @@ async fn register(
         }
         None => {
             let p = resolve(&req, &state).await?;
-            if !p.admin {
+            if !p.is_admin() {
                 return Err(ApiError::Forbidden("registering an agent needs an admin key (or set CERTCTL_AGENT_BOOTSTRAP_TOKEN)".into()));
             }
         }
@@ -85,19 +110,24 @@ async fn register(
     };
     let record = records::create(&state.store, &agent::SPEC, &id, values, &now, &actor).await?;
     let key = api_keys::generate_key();
-    api_keys::upsert(&state.store, &id, &key, false, Some(&id), &now).await?;
+    let new_key = api_keys::NewKey {
+        name: &id,
+        role: Role::Agent,
+        agent_id: Some(&id),
+        expires_at: None,
+        created_by: &id,
+    };
+    api_keys::insert(&state.store, &new_key, &key, &now).await?;
     tracing::info!(agent_id = %id, "agent registered");
     Ok(HttpResponse::Created().json(json!({"agent": record, "api_key": key})))
 }
 
 /// `POST /agents/{id}/heartbeat` `{"os","architecture","ip_address","hostname","version"}` → 200 with the agent.
 async fn heartbeat(
-    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    ensure_self(&principal(&req), &id)?;
     let hb: Heartbeat = if body.iter().all(u8::is_ascii_whitespace) {
         Heartbeat::default()
     } else {
@@ -111,12 +141,7 @@ async fn heartbeat(
 }
 
 /// `GET /agents/{id}/work` → `{"data": [...]}`: CSRs to generate and deployments to perform.
-async fn work(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    ensure_self(&principal(&req), &id)?;
+async fn work(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match records::get(&state.store, &agent::SPEC, &id).await {
         Err(StoreError::NotFound { .. }) => {
             return Err(ApiError::NotFound(format!("agent {id} not found")));
@@ -136,7 +161,6 @@ async fn session(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    ensure_self(&principal(&req), &id)?;
     match records::get(&state.store, &agent::SPEC, &id).await {
         Err(StoreError::NotFound { .. }) => {
             return Err(ApiError::NotFound(format!("agent {id} not found")).into());
@@ -150,11 +174,50 @@ async fn session(
         .max_continuation_size(64 * 1024);
     let pipeline = state.pipeline.clone();
     let agent_id = id.into_inner();
+    let key_id = principal(&req).key_id;
     AgentSession::create(move |ctx| {
         ctx.add_stream(stream);
-        AgentSession::new(agent_id, ws, hub, pipeline)
+        AgentSession::new(agent_id, ws, hub, pipeline, key_id)
     });
     Ok(response)
+}
+
+/// `POST /agents/{id}/retire` (admin) → 200 with the agent; `DELETE /agents/{id}` → 204.
+/// The record stays, every key of the agent is revoked and its open sessions are closed;
+/// retiring twice is a no-op.
+async fn retire(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    retire_agent(&req, &state, &id).await?;
+    Ok(HttpResponse::Ok().json(records::get(&state.store, &agent::SPEC, &id).await?))
+}
+
+/// `DELETE /agents/{id}`: soft retirement, as `POST /agents/{id}/retire`.
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    retire_agent(&req, &state, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn retire_agent(req: &HttpRequest, state: &AppState, id: &str) -> Result<(), ApiError> {
+    let actor = principal(req).actor;
+    match agents::retire(&state.store, id, &state.clock.now_text(), &actor).await? {
+        agents::Retired::NotFound => Err(ApiError::NotFound(format!("agent {id} not found"))),
+        agents::Retired::Already => Ok(()),
+        agents::Retired::Now { revoked_keys } => {
+            tracing::info!(agent_id = %id, keys = revoked_keys.len(), "agent retired; keys revoked");
+            state.agent_hub.do_send(Disconnect {
+                agent_id: id.to_owned(),
+                reason: "agent retired",
+            });
+            Ok(())
+        }
+    }
 }
 
 /// `POST /agents/{id}/csr` `{"job_id", "csr_pem"}` → 202 with the job (back in the queue).
@@ -205,7 +268,6 @@ async fn report(
     }
     let message = string_field(obj, "message", &allowed)?;
     let p = principal(&req);
-    ensure_self(&p, &id)?;
     let job = state
         .pipeline
         .report_job(

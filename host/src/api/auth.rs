@@ -1,50 +1,48 @@
-//! Authentication and rate limiting of `/api/v1` calls, and the auth endpoints.
+//! Who the caller is: the bearer key resolved to a [`Principal`], and the auth endpoints.
+//! What the caller may do is decided per route in [`super::access`].
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, ResponseError as _, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::state::AppState;
 use crate::config::AuthType;
 use crate::domain::audit::{Actor, ActorKind};
-use crate::store::api_keys;
+use crate::domain::role::Role;
+use crate::store::api_keys::{self, Lookup};
 
 /// The authenticated caller, stored in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// Who, for audit events.
     pub actor: Actor,
-    /// May use admin-only endpoints.
-    pub admin: bool,
+    /// What the key may do.
+    pub role: Role,
     /// Set when the caller is an agent.
     pub agent_id: Option<String>,
+    /// The key used (none when authentication is off).
+    pub key_id: Option<String>,
 }
 
 impl Principal {
+    /// Authentication is off (`CERTCTL_AUTH_TYPE=none`): everybody is an anonymous admin.
     fn anonymous() -> Self {
         Principal {
             actor: Actor {
                 name: "anonymous".into(),
                 kind: ActorKind::Anonymous,
             },
-            admin: true,
+            role: Role::Admin,
             agent_id: None,
+            key_id: None,
         }
     }
-}
 
-/// Paths under `/api/v1` that answer without credentials.
-const PUBLIC: &[&str] = &[
-    "/api/v1/agents/register",
-    "/api/v1/auth/info",
-    "/api/v1/auth/check",
-    "/api/v1/openapi.json",
-];
+    /// Whether the caller holds the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
 
 pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req
@@ -67,9 +65,12 @@ pub async fn resolve(req: &HttpRequest, state: &AppState) -> Result<Principal, A
     let token = bearer(req).ok_or_else(|| {
         ApiError::Unauthorized("missing credentials: send Authorization: Bearer <api key>".into())
     })?;
-    let owner = api_keys::find(&state.store, token)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("invalid API key".into()))?;
+    let owner = match api_keys::find(&state.store, token, &state.clock.now_text()).await? {
+        Lookup::Valid(owner) => owner,
+        Lookup::Revoked => return Err(ApiError::Unauthorized("API key revoked".into())),
+        Lookup::Expired => return Err(ApiError::Unauthorized("API key expired".into())),
+        Lookup::Unknown => return Err(ApiError::Unauthorized("invalid API key".into())),
+    };
     let kind = if owner.agent_id.is_some() {
         ActorKind::Agent
     } else {
@@ -80,69 +81,14 @@ pub async fn resolve(req: &HttpRequest, state: &AppState) -> Result<Principal, A
             name: owner.name,
             kind,
         },
-        admin: owner.admin,
+        role: owner.role,
         agent_id: owner.agent_id,
+        key_id: Some(owner.id),
     })
 }
 
-fn client_ip(req: &ServiceRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Middleware: authenticates `/api/v1` requests (except the public ones) and applies the
-/// caller's token bucket. Failures are answered here with the standard error body.
-pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let path = req.path();
-    if !path.starts_with("/api/v1") || PUBLIC.contains(&path) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    };
-    let ip = client_ip(&req);
-    let principal = match resolve(req.request(), &state).await {
-        Ok(p) => p,
-        Err(e) => {
-            // Failed attempts count against the IP's bucket, which slows key guessing.
-            if let Some(rl) = &state.rate_limit
-                && let Err(retry_after) =
-                    rl.limiter
-                        .check(&format!("ip:{ip}"), rl.per_ip, Instant::now())
-            {
-                let resp = ApiError::TooManyRequests { retry_after }.error_response();
-                return Ok(req.into_response(resp).map_into_right_body());
-            }
-            return Ok(req.into_response(e.error_response()).map_into_right_body());
-        }
-    };
-    if let Some(rl) = &state.rate_limit {
-        let (key, rate) = match principal.actor.kind {
-            ActorKind::Anonymous => (format!("ip:{ip}"), rl.per_ip),
-            _ => (format!("key:{}", principal.actor.name), rl.per_key),
-        };
-        if let Err(retry_after) = rl.limiter.check(&key, rate, Instant::now()) {
-            let resp = ApiError::TooManyRequests { retry_after }.error_response();
-            return Ok(req.into_response(resp).map_into_right_body());
-        }
-    }
-    req.extensions_mut().insert(principal);
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
-}
-
-/// The caller resolved by [`authenticate`]; anonymous when auth is off.
+/// The caller resolved by the route's access check ([`super::access`]); on public routes,
+/// which never act on it, an anonymous viewer.
 pub fn principal(req: &HttpRequest) -> Principal {
     req.extensions()
         .get::<Principal>()
@@ -152,8 +98,9 @@ pub fn principal(req: &HttpRequest) -> Principal {
                 name: "anonymous".into(),
                 kind: ActorKind::Anonymous,
             },
-            admin: false,
+            role: Role::Viewer,
             agent_id: None,
+            key_id: None,
         })
 }
 
@@ -172,6 +119,8 @@ pub async fn check(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
         "auth_type": state.auth_type.as_str(),
         "actor": p.actor.name,
         "actor_type": p.actor.kind.as_str(),
-        "admin": p.admin,
+        "role": p.role.as_str(),
+        "admin": p.is_admin(),
+        "agent_id": p.agent_id,
     })))
 }

@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use sqlx::{Any, Transaction};
 
+use super::access::{Access, Routes};
 use super::auth::principal;
 use super::error::{ApiError, parse_json};
 use super::state::AppState;
@@ -49,14 +50,43 @@ pub fn after_create<'a>(
 }
 
 /// Routes under `/api/v1/certificates/{id}/…`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(super::revocation::certificate_routes)
-        .configure(super::exports::certificate_routes)
-        .route("/{id}/renew", web::post().to(renew))
-        .route("/{id}/versions", web::get().to(versions))
-        .route("/{id}/targets", web::get().to(list_targets))
-        .route("/{id}/targets", web::post().to(map_target))
-        .route("/{id}/targets/{target_id}", web::delete().to(unmap_target));
+pub fn routes(r: &mut Routes) {
+    super::revocation::certificate_routes(r);
+    super::exports::certificate_routes(r);
+    const C: &str = "/api/v1/certificates";
+    r.post(
+        format!("{C}/{{id}}/renew"),
+        Access::OPERATOR,
+        "Open a renewal job (202)",
+        renew,
+    )
+    .status(202);
+    r.get(
+        format!("{C}/{{id}}/versions"),
+        Access::VIEWER,
+        "Issued versions, newest first, with PEM chains",
+        versions,
+    );
+    r.get(
+        format!("{C}/{{id}}/targets"),
+        Access::VIEWER,
+        "Targets the certificate is deployed to",
+        list_targets,
+    );
+    r.post(
+        format!("{C}/{{id}}/targets"),
+        Access::OPERATOR,
+        "Map a target (body: target_id)",
+        map_target,
+    )
+    .status(201);
+    r.delete(
+        format!("{C}/{{id}}/targets/{{target_id}}"),
+        Access::OPERATOR,
+        "Unmap a target",
+        unmap_target,
+    )
+    .status(204);
 }
 
 /// `POST /certificates/{id}/renew` → 202 with the renewal job.

@@ -9,6 +9,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
 use serde_json::{Value, json};
 
+use super::access::{Access, Routes};
 use super::actions::optional_object;
 use super::auth::principal;
 use super::error::ApiError;
@@ -19,9 +20,15 @@ use crate::store::certificates::{self, Version};
 use crate::store::{audit, records};
 
 /// Routes under `/api/v1/certificates/…`.
-pub fn certificate_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/export/pem", web::get().to(export_pem))
-        .route("/{id}/export/pkcs12", web::post().to(export_pkcs12));
+pub fn certificate_routes(r: &mut Routes) {
+    r.get("/api/v1/certificates/{id}/export/pem", Access::VIEWER, "The current version as PEM (JSON: certificate, chain, pem_chain, serial_number, fingerprint_sha256; ?download=true for a .pem file)", export_pem);
+    // A read (no key material is in it), so viewers may export.
+    r.post(
+        "/api/v1/certificates/{id}/export/pkcs12",
+        Access::VIEWER,
+        "The current version and its chain as PKCS#12, no private key (body: optional password)",
+        export_pkcs12,
+    );
 }
 
 /// The certificate's name and current (newest) version; 409 if nothing was issued yet.

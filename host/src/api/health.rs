@@ -5,7 +5,24 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use super::access::{Access, Routes};
 use super::state::AppState;
+
+/// The probes: unauthenticated and unmetered (load balancers ask often, from one address).
+pub fn routes(r: &mut Routes) {
+    r.get(
+        "/health",
+        Access::PublicUnmetered,
+        "Liveness probe (always 200)",
+        health,
+    );
+    r.get(
+        "/ready",
+        Access::PublicUnmetered,
+        "Readiness probe (503 when the database is unavailable)",
+        ready,
+    );
+}
 
 /// `GET /health`: the process is alive. Never depends on the database.
 pub async fn health() -> HttpResponse {

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 
+use super::access::{Access, Routes};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::actors::issuer_actor::CaChain;
@@ -10,8 +11,13 @@ use crate::actors::issuer_registry::{Lookup, Rebuild};
 use crate::store::records;
 
 /// Routes under `/api/v1/issuers/{id}/…`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/ca", web::get().to(ca));
+pub fn routes(r: &mut Routes) {
+    r.get(
+        "/api/v1/issuers/{id}/ca",
+        Access::VIEWER,
+        "The issuer's CA chain (PEM)",
+        ca,
+    );
 }
 
 /// Refuses an issuer whose connector cannot be built from its type and config.

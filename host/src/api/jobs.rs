@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::access::{Access, Routes};
 use super::actions::{optional_object, string_field};
 use super::auth::principal;
 use super::error::ApiError;
@@ -13,11 +14,31 @@ use crate::store::jobs::{self, Changes};
 use crate::store::records;
 
 /// Routes under `/api/v1/jobs/{id}/…`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/cancel", web::post().to(cancel))
-        .route("/{id}/retry", web::post().to(retry))
-        .route("/{id}/approve", web::post().to(approve))
-        .route("/{id}/reject", web::post().to(reject));
+pub fn routes(r: &mut Routes) {
+    r.post(
+        "/api/v1/jobs/{id}/cancel",
+        Access::OPERATOR,
+        "Cancel a job (optional reason)",
+        cancel,
+    );
+    r.post(
+        "/api/v1/jobs/{id}/retry",
+        Access::OPERATOR,
+        "Requeue a failed or cancelled job",
+        retry,
+    );
+    r.post(
+        "/api/v1/jobs/{id}/approve",
+        Access::OPERATOR,
+        "Approve a job awaiting approval",
+        approve,
+    );
+    r.post(
+        "/api/v1/jobs/{id}/reject",
+        Access::OPERATOR,
+        "Reject a job awaiting approval (reason required)",
+        reject,
+    );
 }
 
 async fn act(

@@ -14,6 +14,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::access::{Access, Routes};
 use super::auth::principal;
 use super::error::ApiError;
 use super::state::AppState;
@@ -23,17 +24,33 @@ use crate::notifier::digest::DigestError;
 use crate::store::notifications::{self, RequeueError};
 use crate::store::records;
 
-/// Routes under `/api/v1/notifications/{id}/…`.
-pub fn configure_items(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/read", web::post().to(read))
-        .route("/{id}/requeue", web::post().to(requeue));
-}
-
-/// Routes directly under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/notifiers", web::get().to(notifiers))
-        .route("/digest/preview", web::get().to(preview))
-        .route("/digest/send", web::post().to(send));
+/// Notification actions, the channel listing and the digest.
+pub fn routes(r: &mut Routes) {
+    r.post(
+        "/api/v1/notifications/{id}/read",
+        Access::OPERATOR,
+        "Mark a notification read",
+        read,
+    );
+    r.post(
+        "/api/v1/notifications/{id}/requeue",
+        Access::OPERATOR,
+        "Requeue a Failed or DeadLetter notification (attempts reset, due now; 409 otherwise)",
+        requeue,
+    );
+    r.get("/api/v1/notifiers", Access::VIEWER, "Configured notification channels (secrets redacted), their plugins, granted hosts and routes", notifiers);
+    r.get(
+        "/api/v1/digest/preview",
+        Access::VIEWER,
+        "The certificate digest as HTML (text/html; 503 without the email channel)",
+        preview,
+    );
+    r.post(
+        "/api/v1/digest/send",
+        Access::OPERATOR,
+        "Send the digest through the email channel now (503 without one)",
+        send,
+    );
 }
 
 async fn read(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {

@@ -1,297 +1,15 @@
-//! The OpenAPI 3.1 document, generated from the resource specs and the route table, so it
-//! cannot drift from what the server actually serves.
+//! The OpenAPI 3.1 document, generated from the resource specs and the route table
+//! ([`crate::api::routes`]), so it cannot drift from what the server actually serves. Every
+//! operation carries the role it needs as `x-certctl-role` (`public`, `viewer`, `operator`,
+//! `admin`, `agent`) and its security requirement.
 
 use actix_web::HttpResponse;
 use serde_json::{Map, Value, json};
 
+use super::access::{Access as RouteAccess, Endpoint};
 use crate::domain::RESOURCES;
 use crate::domain::listing::MAX_PAGE_SIZE;
 use crate::domain::resource::{Access, DeleteMode, FieldKind, ResourceSpec};
-
-/// A route outside the generic resource handlers.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteDoc {
-    /// Lower-case HTTP method.
-    pub method: &'static str,
-    /// Path with `{param}` placeholders.
-    pub path: &'static str,
-    /// One-line summary.
-    pub summary: &'static str,
-    /// Whether credentials are required.
-    pub authenticated: bool,
-    /// Success status.
-    pub success: u16,
-}
-
-/// Every non-generic route registered in [`super::configure`].
-pub const EXTRA_ROUTES: &[RouteDoc] = &[
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/notifications/{id}/read",
-        summary: "Mark a notification read",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/notifications/{id}/requeue",
-        summary: "Requeue a Failed or DeadLetter notification (attempts reset, due now; 409 otherwise)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/notifiers",
-        summary: "Configured notification channels (secrets redacted), their plugins, granted hosts and routes",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/digest/preview",
-        summary: "The certificate digest as HTML (text/html; 503 without the email channel)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/digest/send",
-        summary: "Send the digest through the email channel now (503 without one)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/plugins",
-        summary: "WebAssembly connectors: manifest, requested and granted capabilities, config schema, load error",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/plugins/reload",
-        summary: "Re-read the grants file and re-scan the plugin directory (admin)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/health",
-        summary: "Liveness probe (always 200)",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/ready",
-        summary: "Readiness probe (503 when the database is unavailable)",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/auth/info",
-        summary: "Authentication mode",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/auth/check",
-        summary: "Validate credentials",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/openapi.json",
-        summary: "This document",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/certificates/{id}/renew",
-        summary: "Open a renewal job (202)",
-        authenticated: true,
-        success: 202,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/certificates/{id}/versions",
-        summary: "Issued versions, newest first, with PEM chains",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/certificates/{id}/targets",
-        summary: "Targets the certificate is deployed to",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/certificates/{id}/targets",
-        summary: "Map a target (body: target_id)",
-        authenticated: true,
-        success: 201,
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/api/v1/certificates/{id}/targets/{target_id}",
-        summary: "Unmap a target",
-        authenticated: true,
-        success: 204,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/jobs/{id}/cancel",
-        summary: "Cancel a job (optional reason)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/jobs/{id}/retry",
-        summary: "Requeue a failed or cancelled job",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/jobs/{id}/approve",
-        summary: "Approve a job awaiting approval",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/jobs/{id}/reject",
-        summary: "Reject a job awaiting approval (reason required)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/agents/{id}/csr",
-        summary: "Submit the CSR for a job awaiting one (body: job_id, csr_pem; 202)",
-        authenticated: true,
-        success: 202,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/issuers/{id}/ca",
-        summary: "The issuer's CA chain (PEM)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/certificates/{id}/revoke",
-        summary: "Revoke every issued serial of the certificate (body: reason, RFC 5280 name; default unspecified)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/certificates/bulk-revoke",
-        summary: "Revoke the certificates matching all given criteria (profile_id, owner_id, agent_id, issuer_id, team_id, certificate_ids; reason); 202 with job_id, affected and per-certificate results",
-        authenticated: true,
-        success: 202,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/bulk-revocations",
-        summary: "Bulk revocation runs, newest first",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/bulk-revocations/{bulk_revocation_id}",
-        summary: "A bulk revocation run with every certificate's outcome",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/admin/crl/cache",
-        summary: "Per-issuer CRL cache state and recent generation events (admin only)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/certificates/{id}/export/pem",
-        summary: "The current version as PEM (JSON: certificate, chain, pem_chain, serial_number, fingerprint_sha256; ?download=true for a .pem file)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/certificates/{id}/export/pkcs12",
-        summary: "The current version and its chain as PKCS#12, no private key (body: optional password)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/.well-known/pki/crl/{issuer_id}",
-        summary: "The issuer's DER CRL (application/pkix-crl)",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/.well-known/pki/ocsp/{issuer_id}",
-        summary: "OCSP (RFC 6960): application/ocsp-request in, application/ocsp-response out",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/.well-known/pki/ocsp/{issuer_id}/{request}",
-        summary: "OCSP by hex serial, or the RFC 6960 GET form (base64 DER OCSPRequest)",
-        authenticated: false,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/agents/register",
-        summary: "Register an agent with the bootstrap token (or an admin key); returns its API key once",
-        authenticated: false,
-        success: 201,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/agents/{id}/heartbeat",
-        summary: "Agent heartbeat (OS, arch, IP, hostname, version)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/agents/{id}/work",
-        summary: "Work the agent can act on now (CSRs, deployments)",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "post",
-        path: "/api/v1/agents/{id}/jobs/{job_id}/status",
-        summary: "Agent reports a deployment job's status",
-        authenticated: true,
-        success: 200,
-    },
-    RouteDoc {
-        method: "get",
-        path: "/api/v1/agents/{id}/session",
-        summary: "Agent-initiated WebSocket: the server nudges {\"type\":\"work\"} when work is actionable",
-        authenticated: true,
-        success: 101,
-    },
-];
 
 fn schema_for(kind: FieldKind) -> Value {
     match kind {
@@ -434,27 +152,59 @@ fn resource_paths(spec: &ResourceSpec, paths: &mut Map<String, Value>) {
     paths.insert(format!("/api/v1/{}/{{id}}", spec.path), Value::Object(item));
 }
 
-/// Builds the whole document.
-pub fn build() -> Value {
+/// `/jobs/{id}` for an actix pattern, dropping regex parts (`{request:.+}` → `{request}`).
+pub fn openapi_path(pattern: &str) -> String {
+    pattern
+        .split('/')
+        .map(|seg| match (seg.strip_prefix('{'), seg.find(':')) {
+            (Some(_), Some(colon)) => format!("{}}}", &seg[..colon]),
+            _ => seg.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect()
+}
+
+/// Builds the whole document from the route table.
+pub fn build(endpoints: &[Endpoint]) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
     for spec in RESOURCES {
         resource_paths(spec, &mut paths);
         schemas.insert(schema_name(spec), record_schema(spec));
     }
-    for route in EXTRA_ROUTES {
-        let entry = paths
-            .entry(route.path.to_owned())
-            .or_insert_with(|| json!({}));
-        let mut op = json!({
-            "operationId": route.path.trim_start_matches('/').replace(['/', '.', '-'], "_") + "_" + route.method,
-            "summary": route.summary,
-            "responses": {route.success.to_string(): {"description": "OK"}},
-        });
-        if !route.authenticated {
+    for e in endpoints {
+        let path = openapi_path(&e.path);
+        let method = e.method.as_str().to_ascii_lowercase();
+        let entry = paths.entry(path.clone()).or_insert_with(|| json!({}));
+        if !entry[&method].is_object() {
+            entry[&method] = json!({
+                "operationId": path.trim_start_matches('/').replace(['/', '.', '-', '{', '}'], "_") + "_" + &method,
+                "summary": e.summary,
+                "parameters": path_parameters(&path),
+                "responses": {e.success.to_string(): {"description": "OK"}},
+            });
+        }
+        let op = &mut entry[&method];
+        op["x-certctl-role"] = json!(e.access.as_str());
+        if e.access.authenticated() {
+            op["security"] = json!([{"bearer": []}]);
+            for code in [401, 403] {
+                op["responses"][code.to_string()] =
+                    json!({"$ref": format!("#/components/responses/E{code}")});
+            }
+        } else {
             op["security"] = json!([]);
         }
-        entry[route.method] = op;
+        if e.access != RouteAccess::PublicUnmetered {
+            op["responses"]["429"] = json!({"$ref": "#/components/responses/E429"});
+        }
     }
     schemas.insert("Error".into(), json!({
         "type": "object", "required": ["error"],
@@ -464,7 +214,8 @@ pub fn build() -> Value {
     let mut responses = Map::new();
     for (code, text) in [
         (400, "Invalid input (names the field)"),
-        (401, "Missing or invalid API key"),
+        (401, "Missing, invalid, expired or revoked API key"),
+        (403, "The key's role may not call this route (audited)"),
         (404, "Not found"),
         (409, "Conflict"),
         (413, "Body too large"),
@@ -491,7 +242,7 @@ pub fn build() -> Value {
 pub async fn document(
     plugins: Option<actix_web::web::Data<crate::plugins::PluginRegistry>>,
 ) -> HttpResponse {
-    let mut doc = build();
+    let mut doc = build(&crate::api::routes().endpoints());
     for spec in RESOURCES {
         for field in spec.fields {
             if let FieldKind::Connector {
@@ -519,7 +270,7 @@ mod tests {
 
     #[test]
     fn every_resource_has_its_paths_and_schema() {
-        let doc = build();
+        let doc = build(&crate::api::routes().endpoints());
         for spec in RESOURCES {
             assert!(
                 doc["paths"][format!("/api/v1/{}", spec.path)]["get"].is_object(),
@@ -535,9 +286,51 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
     }
 
+    /// The route table and the document agree both ways, and every operation names a role.
+    #[test]
+    fn every_route_is_documented_with_its_role_and_nothing_else_is() {
+        let endpoints = crate::api::routes().endpoints();
+        let doc = build(&endpoints);
+        let mut declared = std::collections::BTreeSet::new();
+        for e in &endpoints {
+            let key = (
+                openapi_path(&e.path),
+                e.method.as_str().to_ascii_lowercase(),
+            );
+            assert!(declared.insert(key.clone()), "{key:?} declared twice");
+            let op = &doc["paths"][&key.0][&key.1];
+            assert_eq!(op["x-certctl-role"], e.access.as_str(), "{key:?}");
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(
+                    declared.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is documented but not registered"
+                );
+                let role = op["x-certctl-role"].as_str().unwrap_or_default();
+                assert!(
+                    ["public", "viewer", "operator", "admin", "agent"].contains(&role),
+                    "{method} {path}: role {role:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn actix_patterns_become_openapi_paths() {
+        assert_eq!(
+            openapi_path("/.well-known/pki/ocsp/{issuer_id}/{request:.+}"),
+            "/.well-known/pki/ocsp/{issuer_id}/{request}"
+        );
+        assert_eq!(
+            openapi_path("/api/v1/jobs/{id}/cancel"),
+            "/api/v1/jobs/{id}/cancel"
+        );
+    }
+
     #[test]
     fn operation_ids_are_unique() {
-        let doc = build();
+        let doc = build(&crate::api::routes().endpoints());
         let mut seen = std::collections::HashSet::new();
         for (_, item) in doc["paths"].as_object().unwrap() {
             for (_, op) in item.as_object().unwrap() {

@@ -99,6 +99,7 @@ pub async fn create(
     let body = parse_json(&body)?;
     let mut values = spec.validate_create(&body)?;
     check_connectors(&req, spec, &values)?;
+    check_job_assignment(&req, spec, &values)?;
     let id = match body.get("id") {
         None | Some(Value::Null) => records::new_id(spec.id_prefix),
         Some(Value::String(id)) => {
@@ -136,6 +137,7 @@ pub async fn update(
     let current = records::get(&state.store, spec, &id).await?;
     let changes = spec.validate_update(&body, &current)?;
     check_connectors(&req, spec, &changes)?;
+    check_job_assignment(&req, spec, &changes)?;
     if spec.path == issuer::SPEC.path {
         let mut merged = current.clone();
         merged.extend(changes.clone());
@@ -209,6 +211,25 @@ fn check_connectors(
         }
     }
     Ok(())
+}
+
+/// A job that names an agent sends that agent a CSR request or a deployment for a managed
+/// name: only an admin may direct work at a chosen agent (operators' jobs are routed
+/// through the certificate's targets).
+fn check_job_assignment(
+    req: &HttpRequest,
+    spec: &ResourceSpec,
+    values: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    if spec.path != job::SPEC.path || values.get("agent_id").is_none_or(Value::is_null) {
+        return Ok(());
+    }
+    if principal(req).is_admin() {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(
+        "only an admin may create or change a job that names an agent (agent_id)".into(),
+    ))
 }
 
 /// Lets the parts of the system that cache a resource know it changed.

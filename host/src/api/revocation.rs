@@ -7,6 +7,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::access::{Access, Routes};
 use super::actions::optional_object;
 use super::auth::principal;
 use super::error::{ApiError, parse_json};
@@ -17,19 +18,32 @@ use crate::store::{StoreError, records, revocations};
 
 /// Routes under `/api/v1/certificates/…` (registered before `/{id}` so `bulk-revoke` is
 /// not taken for an id).
-pub fn certificate_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/bulk-revoke", web::post().to(bulk_revoke))
-        .route("/{id}/revoke", web::post().to(revoke));
+pub fn certificate_routes(r: &mut Routes) {
+    r.post("/api/v1/certificates/bulk-revoke", Access::OPERATOR, "Revoke the certificates matching all given criteria (profile_id, owner_id, agent_id, issuer_id, team_id, certificate_ids; reason); 202 with job_id, affected and per-certificate results", bulk_revoke)
+        .status(202);
+    r.post("/api/v1/certificates/{id}/revoke", Access::OPERATOR, "Revoke every issued serial of the certificate (body: reason, RFC 5280 name; default unspecified)", revoke);
 }
 
 /// Routes directly under `/api/v1`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/bulk-revocations", web::get().to(list_bulk))
-        .route(
-            "/bulk-revocations/{bulk_revocation_id}",
-            web::get().to(get_bulk),
-        )
-        .route("/admin/crl/cache", web::get().to(crl_cache));
+pub fn routes(r: &mut Routes) {
+    r.get(
+        "/api/v1/bulk-revocations",
+        Access::VIEWER,
+        "Bulk revocation runs, newest first",
+        list_bulk,
+    );
+    r.get(
+        "/api/v1/bulk-revocations/{bulk_revocation_id}",
+        Access::VIEWER,
+        "A bulk revocation run with every certificate's outcome",
+        get_bulk,
+    );
+    r.get(
+        "/api/v1/admin/crl/cache",
+        Access::ADMIN,
+        "Per-issuer CRL cache state and recent generation events (admin only)",
+        crl_cache,
+    );
 }
 
 impl From<InvalidField> for ApiError {
@@ -144,15 +158,9 @@ async fn get_bulk(
 /// `GET /admin/crl/cache?events=N` (admin only): per-issuer CRL cache state and the N most
 /// recent generation events (default 20, at most 200).
 async fn crl_cache(
-    req: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
-    if !principal(&req).admin {
-        return Err(ApiError::Forbidden(
-            "the CRL cache view needs an admin key".into(),
-        ));
-    }
     let events = match query.iter().find(|(k, _)| k == "events") {
         None => 20,
         Some((_, v)) => v

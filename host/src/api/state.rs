@@ -50,4 +50,6 @@ pub struct RateLimits {
     pub per_ip: Rate,
     /// Rate for callers identified by key.
     pub per_key: Rate,
+    /// Rate per IP on the routes that take a credential (register, auth check).
+    pub credential: Rate,
 }

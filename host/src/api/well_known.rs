@@ -19,6 +19,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 
+use super::access::{Access, Routes};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::revocation::{CrlUnavailable, OcspQuery};
@@ -27,16 +28,25 @@ use crate::revocation::{CrlUnavailable, OcspQuery};
 const MAX_OCSP_REQUEST: usize = 64 * 1024;
 
 /// Registers the routes (at the application root).
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/pki/crl/{issuer_id}", web::get().to(crl))
-        .route(
-            "/.well-known/pki/ocsp/{issuer_id}",
-            web::post().to(ocsp_post),
-        )
-        .route(
-            "/.well-known/pki/ocsp/{issuer_id}/{request:.+}",
-            web::get().to(ocsp_get),
-        );
+pub fn routes(r: &mut Routes) {
+    r.get(
+        "/.well-known/pki/crl/{issuer_id}",
+        Access::PublicUnmetered,
+        "The issuer's DER CRL (application/pkix-crl)",
+        crl,
+    );
+    r.post(
+        "/.well-known/pki/ocsp/{issuer_id}",
+        Access::PublicUnmetered,
+        "OCSP (RFC 6960): application/ocsp-request in, application/ocsp-response out",
+        ocsp_post,
+    );
+    r.get(
+        "/.well-known/pki/ocsp/{issuer_id}/{request:.+}",
+        Access::PublicUnmetered,
+        "OCSP by hex serial, or the RFC 6960 GET form (base64 DER OCSPRequest)",
+        ocsp_get,
+    );
 }
 
 async fn crl(

@@ -3,7 +3,8 @@
 use super::resource::{Access, CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
 /// Agent health as seen from heartbeats.
-pub const STATUSES: &[&str] = &["Online", "Offline", "Degraded"];
+/// `Retired` agents keep their record (history, audit) but their keys are dead.
+pub const STATUSES: &[&str] = &["Online", "Offline", "Degraded", "Retired"];
 
 /// `/api/v1/agents`.
 pub static SPEC: ResourceSpec = ResourceSpec {
@@ -42,6 +43,12 @@ pub static SPEC: ResourceSpec = ResourceSpec {
         FieldSpec::new("last_heartbeat_at", Timestamp, "Time of the last heartbeat")
             .access(Access::ReadOnly)
             .sort(),
+        FieldSpec::new(
+            "retired_at",
+            Timestamp,
+            "When the agent was retired (its keys revoked); null while active",
+        )
+        .access(Access::ReadOnly),
     ],
     timestamps: true,
     created_field: CREATED_AT,

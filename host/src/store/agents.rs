@@ -45,8 +45,81 @@ pub async fn heartbeat(
             sql.push(&format!(", {col} = ")).bind_text(v.clone());
         }
     }
-    sql.push(" WHERE id = ").bind_text(agent_id);
+    // A retired agent stays retired whatever it sends.
+    sql.push(" WHERE retired_at IS NULL AND id = ")
+        .bind_text(agent_id);
     Ok(sql.query().execute(store.pool()).await?.rows_affected() == 1)
+}
+
+/// What retiring an agent did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retired {
+    /// Retired now; these keys were revoked.
+    Now {
+        /// Revoked key ids.
+        revoked_keys: Vec<String>,
+    },
+    /// It was retired before (its keys are dead already).
+    Already,
+    /// No such agent.
+    NotFound,
+}
+
+/// Soft-retires an agent: the record stays (status `Retired`, `retired_at`), every key of
+/// it is revoked, and an audit event says so, all in one transaction.
+pub async fn retire(
+    store: &Store,
+    agent_id: &str,
+    now: &str,
+    actor: &crate::domain::audit::Actor,
+) -> Result<Retired, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let mut find = Sql::new(store.dialect(), "SELECT retired_at FROM agents WHERE id = ");
+    find.bind_text(agent_id);
+    let Some(row) = find.query().fetch_optional(&mut *tx).await? else {
+        return Ok(Retired::NotFound);
+    };
+    if row.try_get::<Option<String>, _>(0)?.is_some() {
+        return Ok(Retired::Already);
+    }
+    let mut up = Sql::new(
+        store.dialect(),
+        "UPDATE agents SET status = 'Retired', retired_at = ",
+    );
+    up.bind_text(now)
+        .push(", updated_at = ")
+        .bind_text(now)
+        .push(" WHERE id = ")
+        .bind_text(agent_id);
+    up.query().execute(&mut *tx).await?;
+    let mut keys = Sql::new(
+        store.dialect(),
+        "SELECT id FROM api_keys WHERE revoked_at IS NULL AND agent_id = ",
+    );
+    keys.bind_text(agent_id);
+    let revoked_keys: Vec<String> = keys
+        .query()
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut revoke = Sql::new(store.dialect(), "UPDATE api_keys SET revoked_at = ");
+    revoke
+        .bind_text(now)
+        .push(" WHERE revoked_at IS NULL AND agent_id = ")
+        .bind_text(agent_id);
+    revoke.query().execute(&mut *tx).await?;
+    let entry = crate::domain::audit::AuditEntry {
+        actor: actor.clone(),
+        action: "agent_retired".into(),
+        resource_type: "agent".into(),
+        resource_id: agent_id.to_owned(),
+        details: json!({"revoked_keys": revoked_keys}),
+    };
+    super::audit::append(&mut tx, store.dialect(), &entry, now).await?;
+    tx.commit().await?;
+    Ok(Retired::Now { revoked_keys })
 }
 
 /// Work items for an agent: CSRs to generate and deployments to perform, oldest first.

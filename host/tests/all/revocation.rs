@@ -978,7 +978,7 @@ async fn admin_crl_cache_needs_an_admin_key() {
 
 fn insert_key(db: &Path, hash: &str) {
     let sql = format!(
-        "INSERT INTO api_keys (id, name, key_hash, admin, agent_id, created_at) VALUES ('key-viewer', 'viewer', '{hash}', 0, NULL, '2026-01-01T00:00:00.000Z');"
+        "INSERT INTO api_keys (id, name, key_hash, role, agent_id, created_at) VALUES ('key-viewer', 'viewer', '{hash}', 'viewer', NULL, '2026-01-01T00:00:00.000Z');"
     );
     // The server writes to the same file (CRL loop, audit): wait for its lock, don't fail on it.
     let out = Command::new("sqlite3")
@@ -1302,9 +1302,20 @@ impl InProcessServer {
             .await
             .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        api_keys::upsert(&store, "admin", ADMIN_KEY, true, None, &clock.now_text())
-            .await
-            .unwrap();
+        api_keys::insert(
+            &store,
+            &api_keys::NewKey {
+                name: "admin",
+                role: certctl_host::domain::role::Role::Admin,
+                agent_id: None,
+                expires_at: None,
+                created_by: "test",
+            },
+            ADMIN_KEY,
+            &clock.now_text(),
+        )
+        .await
+        .unwrap();
         let ctx = ConnectorContext {
             local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
             data_dir: path.clone(),
@@ -1386,8 +1397,8 @@ impl InProcessServer {
             actix_web::App::new()
                 .app_data(state.clone())
                 .configure(certctl_host::api::configure)
-                .wrap(from_fn(certctl_host::api::auth::authenticate))
                 .wrap(from_fn(certctl_host::api::request_context::request_context))
+                .wrap(from_fn(certctl_host::api::normalize::normalize_path))
         })
         .workers(1)
         .disable_signals()

@@ -14,6 +14,7 @@ use std::time::Duration;
 use certctl_host::domain::audit::{self as audit_spec, Actor, ActorKind, AuditEntry};
 use certctl_host::domain::listing;
 use certctl_host::domain::resource::ResourceSpec;
+use certctl_host::domain::role::Role;
 use certctl_host::domain::{
     agent, api_call, certificate, issuer, owner, profile, renewal_policy, team,
 };
@@ -1174,12 +1175,10 @@ async fn delete_while_referenced_conflicts(store: Store) {
         &ts(9),
     )
     .await;
-    api_keys::upsert(
+    api_keys::insert(
         &store,
-        "agent-ag-1",
+        &new_key("agent-ag-1", Role::Agent, Some("ag-1")),
         "agent-key",
-        false,
-        Some("ag-1"),
         &ts(9),
     )
     .await
@@ -1485,9 +1484,14 @@ async fn migrations_are_idempotent(store: Store) {
         &ts(1),
     )
     .await;
-    api_keys::upsert(&store, "admin", "the-key", true, None, &ts(1))
-        .await
-        .unwrap();
+    api_keys::insert(
+        &store,
+        &new_key("admin", Role::Admin, None),
+        "the-key",
+        &ts(1),
+    )
+    .await
+    .unwrap();
     let migrations_before: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations")
         .fetch_one(store.pool())
         .await
@@ -1501,7 +1505,10 @@ async fn migrations_are_idempotent(store: Store) {
     for s in [&second, &third] {
         let t = records::get(s, &team::SPEC, "team-keep").await.unwrap();
         assert_eq!(t["name"], json!("keep"));
-        assert!(api_keys::find(s, "the-key").await.unwrap().is_some());
+        assert!(matches!(
+            api_keys::find(s, "the-key", &ts(3)).await.unwrap(),
+            api_keys::Lookup::Valid(_)
+        ));
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM _sqlx_migrations")
             .fetch_one(s.pool())
             .await
@@ -1529,9 +1536,27 @@ async fn migrations_are_idempotent(store: Store) {
         .unwrap();
 }
 
-/// Keys are stored as SHA-256 only; lookups need the exact key; upsert rotates by name.
+fn new_key<'a>(name: &'a str, role: Role, agent_id: Option<&'a str>) -> api_keys::NewKey<'a> {
+    api_keys::NewKey {
+        name,
+        role,
+        agent_id,
+        expires_at: None,
+        created_by: "tester",
+    }
+}
+
+fn valid(lookup: api_keys::Lookup) -> api_keys::KeyOwner {
+    match lookup {
+        api_keys::Lookup::Valid(owner) => owner,
+        other => panic!("expected a valid key, got {other:?}"),
+    }
+}
+
+/// Keys are stored as SHA-256 only; lookups need the exact key; revocation, expiry and
+/// rotation take effect on the next lookup; names are unique among live keys only.
 async fn api_keys_store_hashes_only(store: Store) {
-    assert_eq!(api_keys::count(&store).await.unwrap(), 0);
+    assert_eq!(api_keys::count_user_keys(&store).await.unwrap(), 0);
     assert_eq!(
         api_keys::hash_key("abc"),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -1540,17 +1565,17 @@ async fn api_keys_store_hashes_only(store: Store) {
     assert!(key.starts_with("cctl_") && key.len() == 5 + 64, "{key}");
     assert_ne!(key, api_keys::generate_key());
 
-    api_keys::upsert(&store, "admin", &key, true, None, &ts(1))
+    let admin = api_keys::insert(&store, &new_key("admin", Role::Admin, None), &key, &ts(1))
         .await
         .unwrap();
-    let owner = api_keys::find(&store, &key)
-        .await
-        .unwrap()
-        .expect("key found");
+    assert!(admin.id.starts_with("key-"), "{}", admin.id);
+    let owner = valid(api_keys::find(&store, &key, &ts(2)).await.unwrap());
     assert_eq!(owner.name, "admin");
-    assert!(owner.admin);
+    assert_eq!(owner.role, Role::Admin);
     assert_eq!(owner.agent_id, None);
-    assert!(owner.id.starts_with("key-"), "{}", owner.id);
+    // The lookup stamped last_used_at.
+    let stamped = api_keys::get(&store, &admin.id).await.unwrap().unwrap();
+    assert_eq!(stamped.last_used_at.as_deref(), Some(ts(2).as_str()));
     for wrong in [
         "",
         "wrong",
@@ -1560,8 +1585,8 @@ async fn api_keys_store_hashes_only(store: Store) {
         &api_keys::hash_key(&key),
     ] {
         assert_eq!(
-            api_keys::find(&store, wrong).await.unwrap(),
-            None,
+            api_keys::find(&store, wrong, &ts(2)).await.unwrap(),
+            api_keys::Lookup::Unknown,
             "{wrong:?} must not match"
         );
     }
@@ -1574,22 +1599,83 @@ async fn api_keys_store_hashes_only(store: Store) {
     let stored: Vec<String> = rows.iter().map(|r| r.try_get(0).unwrap()).collect();
     assert_eq!(stored, vec![api_keys::hash_key(&key)]);
 
-    // Upsert under the same name replaces the key.
+    // A second live key with the same name is refused; a different name is fine.
+    let err = api_keys::insert(
+        &store,
+        &new_key("admin", Role::Viewer, None),
+        "other-secret",
+        &ts(2),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    // Rotation: the old secret dies at once, the new one works, the record stays.
     let rotated = api_keys::generate_key();
-    api_keys::upsert(&store, "admin", &rotated, true, None, &ts(2))
+    let after = api_keys::rotate(&store, &admin.id, &rotated, &ts(3))
         .await
+        .unwrap()
         .unwrap();
-    assert_eq!(api_keys::count(&store).await.unwrap(), 1);
-    assert_eq!(api_keys::find(&store, &key).await.unwrap(), None);
-    assert!(
-        api_keys::find(&store, &rotated)
-            .await
-            .unwrap()
-            .unwrap()
-            .admin
+    assert_eq!(after.rotated_at.as_deref(), Some(ts(3).as_str()));
+    assert_eq!(
+        api_keys::find(&store, &key, &ts(3)).await.unwrap(),
+        api_keys::Lookup::Unknown
+    );
+    assert_eq!(
+        valid(api_keys::find(&store, &rotated, &ts(3)).await.unwrap()).id,
+        admin.id
     );
 
-    // An agent's key: not admin, carries the agent id.
+    // Seeding with the configured secret is idempotent, and with another secret revokes
+    // the old key and stores the new one under the same name.
+    api_keys::seed(
+        &store,
+        &new_key("admin", Role::Admin, None),
+        &rotated,
+        &ts(4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_keys::list(&store, true).await.unwrap().len(), 1);
+    let seeded = api_keys::generate_key();
+    api_keys::seed(
+        &store,
+        &new_key("admin", Role::Admin, None),
+        &seeded,
+        &ts(4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        api_keys::find(&store, &rotated, &ts(5)).await.unwrap(),
+        api_keys::Lookup::Revoked
+    );
+    assert_eq!(
+        valid(api_keys::find(&store, &seeded, &ts(5)).await.unwrap()).role,
+        Role::Admin
+    );
+    assert_eq!(api_keys::list(&store, false).await.unwrap().len(), 1);
+    assert_eq!(api_keys::list(&store, true).await.unwrap().len(), 2);
+
+    // Expiry: refused from expires_at on.
+    let expiring = api_keys::generate_key();
+    let mut spec = new_key("ci", Role::Operator, None);
+    let deadline = ts(10);
+    spec.expires_at = Some(&deadline);
+    api_keys::insert(&store, &spec, &expiring, &ts(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        valid(api_keys::find(&store, &expiring, &ts(9)).await.unwrap()).role,
+        Role::Operator
+    );
+    assert_eq!(
+        api_keys::find(&store, &expiring, &ts(10)).await.unwrap(),
+        api_keys::Lookup::Expired
+    );
+
+    // An agent's key carries the agent id; revoking the agent's keys kills it, and a new
+    // live key may then take the name again.
     create(
         &store,
         &agent::SPEC,
@@ -1599,47 +1685,57 @@ async fn api_keys_store_hashes_only(store: Store) {
     )
     .await;
     let agent_key = api_keys::generate_key();
-    api_keys::upsert(
+    api_keys::insert(
         &store,
-        "agent-ag-7",
+        &new_key("ag-7", Role::Agent, Some("ag-7")),
         &agent_key,
-        false,
-        Some("ag-7"),
         &ts(3),
     )
     .await
     .unwrap();
-    let owner = api_keys::find(&store, &agent_key).await.unwrap().unwrap();
-    assert_eq!(owner.name, "agent-ag-7");
-    assert!(!owner.admin);
+    let owner = valid(api_keys::find(&store, &agent_key, &ts(6)).await.unwrap());
+    assert_eq!(owner.role, Role::Agent);
     assert_eq!(owner.agent_id.as_deref(), Some("ag-7"));
-    assert_eq!(api_keys::count(&store).await.unwrap(), 2);
-
-    // An unknown agent or a key already used by another name is refused, atomically.
-    let err = api_keys::upsert(
+    let revoked = api_keys::revoke_agent_keys(&store, "ag-7", &ts(7))
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(
+        api_keys::find(&store, &agent_key, &ts(8)).await.unwrap(),
+        api_keys::Lookup::Revoked
+    );
+    assert!(
+        !api_keys::revoke(&store, &revoked[0], &ts(8)).await.unwrap(),
+        "already revoked"
+    );
+    api_keys::insert(
         &store,
-        "agent-ghost",
+        &new_key("ag-7", Role::Agent, Some("ag-7")),
         &api_keys::generate_key(),
-        false,
-        Some("ag-ghost"),
-        &ts(4),
+        &ts(8),
+    )
+    .await
+    .unwrap();
+
+    // An unknown agent or a secret already in use is refused.
+    let err = api_keys::insert(
+        &store,
+        &new_key("agent-ghost", Role::Agent, Some("ag-ghost")),
+        &api_keys::generate_key(),
+        &ts(8),
     )
     .await
     .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    let err = api_keys::upsert(&store, "other", &rotated, true, None, &ts(4))
-        .await
-        .unwrap_err();
+    let err = api_keys::insert(
+        &store,
+        &new_key("other", Role::Admin, None),
+        &seeded,
+        &ts(8),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(api_keys::count(&store).await.unwrap(), 2);
-    assert_eq!(
-        api_keys::find(&store, &rotated)
-            .await
-            .unwrap()
-            .unwrap()
-            .name,
-        "admin"
-    );
 }
 
 fn call(n: u32, status: u16, latency_ms: i64, body: Option<&str>) -> ApiCall {
@@ -1871,9 +1967,14 @@ async fn concurrent_writes_all_succeed(store: Store) {
             records::update(&store, &team::SPEC, &id, changes, &ts(i + 100), &tester())
                 .await
                 .map_err(|e| format!("update {id}: {e}"))?;
-            api_keys::upsert(&store, &id, &format!("key-{id}"), false, None, &ts(i))
-                .await
-                .map_err(|e| format!("upsert key {id}: {e}"))?;
+            api_keys::insert(
+                &store,
+                &new_key(&id, Role::Operator, None),
+                &format!("key-{id}"),
+                &ts(i),
+            )
+            .await
+            .map_err(|e| format!("insert key {id}: {e}"))?;
             Ok::<(), String>(())
         }));
     }
@@ -1892,7 +1993,10 @@ async fn concurrent_writes_all_succeed(store: Store) {
         i64::from(WRITERS)
     );
     assert_eq!(audit_count(&store).await, 2 * i64::from(WRITERS));
-    assert_eq!(api_keys::count(&store).await.unwrap(), i64::from(WRITERS));
+    assert_eq!(
+        api_keys::count_user_keys(&store).await.unwrap(),
+        i64::from(WRITERS)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
