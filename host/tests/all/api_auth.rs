@@ -352,3 +352,70 @@ async fn openapi_document_matches_the_served_routes() {
         "{operations} operations"
     );
 }
+
+/// The spellings that used to slip past authentication (the middleware decided on the raw
+/// path, actix routed on the decoded one) are refused like the plain path, change nothing,
+/// and are in the API-call log under the path that was routed.
+#[tokio::test]
+async fn encoded_spellings_are_authenticated_and_logged_canonically() {
+    let server = quiet_server().start().await;
+    let admin = server.admin();
+    let anon = server.anonymous();
+    let request_id = "encoded-spelling-probe";
+    for path in [
+        "/%61pi/v1/certificates",
+        "/api/v1/%63ertificates",
+        "/api/v1//certificates",
+        "/api//v1/certificates",
+    ] {
+        let r = anon
+            .send(
+                anon.client
+                    .get(anon.url(path))
+                    .header("x-request-id", request_id),
+            )
+            .await;
+        assert_unauthorized(&r, path);
+    }
+    let r = anon
+        .send(
+            anon.client
+                .post(anon.url("/%61pi/v1/teams"))
+                .header("content-type", "application/json")
+                .body(r#"{"name": "sneaky"}"#),
+        )
+        .await;
+    assert_unauthorized(&r, "POST /%61pi/v1/teams");
+    let teams = admin.get(&with_query("teams", &[("name", "sneaky")])).await;
+    assert_eq!(
+        teams.body["total"], 0,
+        "no team was created: {}",
+        teams.body
+    );
+    // The same spellings with a key reach the route.
+    let r = admin.get("/%61pi/v1/certificates").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin.get("/api/v1//certificates").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let logged = crate::support::eventually("the refused calls in the API-call log", async || {
+        let r = admin
+            .get(&with_query(
+                "audit/api-calls",
+                &[("request_id", request_id), ("per_page", "50")],
+            ))
+            .await;
+        let rows = r.body["data"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 4 {
+            Ok(rows)
+        } else {
+            Err(format!("{} rows: {}", rows.len(), r.body))
+        }
+    })
+    .await;
+    for row in logged {
+        assert_eq!(row["path"], "/api/v1/certificates", "{row}");
+        assert_eq!(row["status"], 401, "{row}");
+        assert_eq!(row["actor"], "anonymous", "{row}");
+    }
+}
