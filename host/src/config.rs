@@ -114,6 +114,16 @@ pub struct Config {
         hide_env_values = true
     )]
     pub admin_api_key: Option<String>,
+    /// Passphrase the secrets in connector configs (e.g. `eab_hmac_key`) are encrypted
+    /// under (AES-256-GCM, PBKDF2-derived key; at least 16 characters). Unset: they are
+    /// stored in clear, and the server says so at start. Keep it: without it, a database
+    /// holding encrypted secrets does not start.
+    #[arg(
+        long = "config-encryption-key",
+        env = "CERTCTL_CONFIG_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    pub config_encryption_key: Option<String>,
     /// `text` or `json` log lines.
     #[arg(
         long = "log-format",

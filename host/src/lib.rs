@@ -13,6 +13,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod plugins;
 pub mod revocation;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;

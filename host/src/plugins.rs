@@ -215,6 +215,17 @@ impl PluginRegistry {
         ids
     }
 
+    /// The config JSON Schema of the plugin `id` of `kind`, if one was discovered (loaded
+    /// or not): it says which config fields are secret (`crate::secrets`).
+    pub fn config_schema(&self, kind: &str, id: &str) -> Option<Value> {
+        self.current()?
+            .entries()
+            .iter()
+            .filter(|e| e.id() == id)
+            .find_map(|e| e.manifest.as_ref().filter(|m| m.kind.as_str() == kind))
+            .map(|m| m.config_schema.clone())
+    }
+
     /// The body of `GET /api/v1/plugins`.
     pub fn listing(&self) -> Value {
         let snapshot = self.snapshot();

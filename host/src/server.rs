@@ -37,6 +37,7 @@ use crate::notifier::digest::DigestLoop;
 use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::pki::local_ca::LocalCa;
 use crate::revocation::RevocationService;
+use crate::secrets;
 use crate::store::api_calls::{self, ApiCall};
 use crate::store::jobs;
 use crate::store::records::{self, WriteError};
@@ -86,6 +87,10 @@ pub enum StartError {
     /// A notification channel is misconfigured or its plugin is missing.
     #[error("notifications: {0}")]
     Notifications(#[from] crate::notifier::channels::ChannelError),
+    /// `CERTCTL_CONFIG_ENCRYPTION_KEY` is wrong, missing for an encrypted database, or
+    /// unusable (the message names the variable).
+    #[error("config encryption: {0}")]
+    ConfigEncryption(#[from] crate::secrets::startup::SetupError),
 }
 
 fn cors(origins: &str) -> Cors {
@@ -157,6 +162,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         })?;
     tracing::info!(database = %redact(&url), dialect = ?store.dialect(), "storage ready");
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let config_secrets = Arc::new(
+        secrets::startup::setup(
+            config.config_encryption_key.as_deref(),
+            &store,
+            &clock.now_text(),
+        )
+        .await?,
+    );
     seed_keys(&config, &store, clock.as_ref())
         .await
         .map_err(StartError::Keys)?;
@@ -202,8 +215,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         data_dir: config.data_dir.clone(),
     };
     let issuer_types = ConnectorTypes::native();
-    let registry =
-        IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone()).start();
+    let registry = IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone())
+        .with_secrets(config_secrets.clone())
+        .start();
     match registry.send(Rebuild).await {
         Ok(Ok(n)) => tracing::info!(issuers = n, "issuer actors started"),
         Ok(Err(e)) => return Err(StartError::Seed(e)),
@@ -261,6 +275,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         )
         .await,
     );
+    secrets::startup::reseal_clear(&store, &config_secrets, &plugins, &clock.now_text()).await;
     let notifications = web::Data::new(
         NotificationService::setup(
             &config.notifications,
@@ -344,6 +359,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         connector_ctx,
         revocation,
         agent_hub,
+        config_secrets,
         agent_bootstrap_token: config
             .agent_bootstrap_token
             .clone()

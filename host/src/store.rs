@@ -9,6 +9,7 @@ pub mod api_calls;
 pub mod api_keys;
 pub mod audit;
 pub mod certificates;
+pub mod config_encryption;
 pub mod crl_cache;
 pub mod jobs;
 pub mod notifications;

@@ -3,12 +3,14 @@
 //! issuer gets a new actor; in-flight calls finish on the old one.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use sqlx::Row as _;
 
 use super::issuer_actor::{IssuerActor, IssuerSpec};
 use crate::issuer::{ConnectorContext, ConnectorTypes};
+use crate::secrets::{ConfigOwner, ConfigSecrets};
 use crate::store::{Store, StoreError};
 
 /// The registry actor.
@@ -16,18 +18,27 @@ pub struct IssuerRegistry {
     store: Store,
     types: ConnectorTypes,
     ctx: ConnectorContext,
+    secrets: Arc<ConfigSecrets>,
     actors: HashMap<String, (String, Addr<IssuerActor>)>,
 }
 
 impl IssuerRegistry {
-    /// An empty registry; send [`Rebuild`] to load issuers.
+    /// An empty registry; send [`Rebuild`] to load issuers. Configs are read as stored
+    /// in clear until [`IssuerRegistry::with_secrets`] gives it the server's key.
     pub fn new(store: Store, types: ConnectorTypes, ctx: ConnectorContext) -> Self {
         Self {
             store,
             types,
             ctx,
+            secrets: Arc::new(ConfigSecrets::clear()),
             actors: HashMap::new(),
         }
+    }
+
+    /// Opens encrypted config secrets with `secrets` before connectors are built.
+    pub fn with_secrets(mut self, secrets: Arc<ConfigSecrets>) -> Self {
+        self.secrets = secrets;
+        self
     }
 }
 
@@ -35,7 +46,7 @@ impl Actor for IssuerRegistry {
     type Context = Context<Self>;
 }
 
-async fn load(store: &Store) -> Result<Vec<IssuerSpec>, StoreError> {
+async fn load(store: &Store, secrets: &ConfigSecrets) -> Result<Vec<IssuerSpec>, StoreError> {
     let rows = sqlx::query("SELECT id, type, config, enabled FROM issuers")
         .fetch_all(store.pool())
         .await?;
@@ -49,11 +60,25 @@ async fn load(store: &Store) -> Result<Vec<IssuerSpec>, StoreError> {
             continue;
         }
         let config: String = row.try_get(2)?;
+        let id: String = row.try_get(0)?;
+        let stored: serde_json::Value = serde_json::from_str(&config)
+            .map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?;
+        let owner = ConfigOwner {
+            resource: crate::domain::issuer::SPEC.singular,
+            id: &id,
+        };
+        let config = match secrets.reveal_value(owner, &stored) {
+            Ok(config) => config,
+            Err(e) => {
+                // One unreadable issuer must not stop the others; its jobs fail with NoIssuer.
+                tracing::error!(issuer_id = %id, error = %e, "issuer config secrets do not decrypt; issuer not started");
+                continue;
+            }
+        };
         out.push(IssuerSpec {
-            id: row.try_get(0)?,
+            id,
             issuer_type: row.try_get(1)?,
-            config: serde_json::from_str(&config)
-                .map_err(|e| StoreError::Corrupt(format!("issuer config: {e}")))?,
+            config,
         });
     }
     Ok(out)
@@ -68,8 +93,8 @@ impl Handler<Rebuild> for IssuerRegistry {
     type Result = ResponseActFuture<Self, Result<usize, StoreError>>;
 
     fn handle(&mut self, _: Rebuild, _ctx: &mut Context<Self>) -> Self::Result {
-        let store = self.store.clone();
-        Box::pin(async move { load(&store).await }.into_actor(self).map(|loaded, act, _ctx| {
+        let (store, secrets) = (self.store.clone(), self.secrets.clone());
+        Box::pin(async move { load(&store, &secrets).await }.into_actor(self).map(|loaded, act, _ctx| {
             let specs = loaded?;
             let mut next = HashMap::new();
             for spec in specs {

@@ -18,6 +18,7 @@ use crate::actors::agent_session::AgentSession;
 use crate::domain::audit::Actor;
 use crate::domain::role::Role;
 use crate::domain::{agent, job};
+use crate::secrets::ConfigOwner;
 use crate::store::agents::{self, Heartbeat};
 use crate::store::{StoreError, api_keys, records};
 
@@ -148,7 +149,33 @@ async fn work(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpR
         }
         other => other?,
     };
-    let items = agents::work(&state.store, &id, &state.clock.now_text()).await?;
+    let mut items = agents::work(&state.store, &id, &state.clock.now_text()).await?;
+    // The agent deploys with the target's secrets, so its work carries them in clear
+    // (over the agent's own authenticated connection), and nowhere else does.
+    items.retain_mut(|item| {
+        let Some(target_id) = item.get("target_id").and_then(Value::as_str).map(str::to_owned)
+        else {
+            return true;
+        };
+        let Some(config) = item.get_mut("target_config") else {
+            return true;
+        };
+        let owner = ConfigOwner {
+            resource: crate::domain::target::SPEC.singular,
+            id: &target_id,
+        };
+        match state.config_secrets.reveal_value(owner, config) {
+            Ok(plain) => {
+                *config = plain;
+                true
+            }
+            Err(e) => {
+                // One unreadable target must not hold back the agent's other work.
+                tracing::error!(target_id = %target_id, error = %e, "target config secrets do not decrypt; deployment withheld");
+                false
+            }
+        }
+    });
     let total = items.len();
     Ok(HttpResponse::Ok().json(json!({"data": items, "total": total})))
 }

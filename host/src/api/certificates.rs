@@ -121,15 +121,19 @@ async fn versions(
 
 /// `GET /certificates/{id}/targets`.
 async fn list_targets(
+    req: HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     ensure_certificate(&state, &id).await?;
     let mut data = Vec::new();
     for m in certificates::mapped_targets(&state.store, &id).await? {
-        data.push(Value::Object(
-            records::get(&state.store, &target::SPEC, &m.target_id).await?,
-        ));
+        let record = records::get(&state.store, &target::SPEC, &m.target_id).await?;
+        data.push(Value::Object(super::records::present(
+            &req,
+            &target::SPEC,
+            record,
+        )));
     }
     let total = data.len();
     Ok(HttpResponse::Ok().json(json!({"data": data, "total": total})))

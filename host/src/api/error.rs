@@ -109,6 +109,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::secrets::SecretsError> for ApiError {
+    fn from(e: crate::secrets::SecretsError) -> Self {
+        if e.is_input_error() {
+            ApiError::field(crate::secrets::CONFIG_FIELD, e.to_string())
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {

@@ -9,7 +9,8 @@ use super::error::{ApiError, parse_json};
 use super::state::AppState;
 use crate::domain::listing::{self, Paging};
 use crate::domain::resource::{DeleteMode, FieldError, FieldKind, ResourceSpec};
-use crate::domain::{certificate, issuer, job};
+use crate::domain::{audit, certificate, issuer, job, target};
+use crate::secrets::{self, CONFIG_FIELD, ConfigOwner, Previous};
 use crate::store::records;
 
 /// The spec a route serves, attached to its scope as app data.
@@ -43,7 +44,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let data: Vec<Value> = result
         .rows
         .into_iter()
-        .map(|r| project(r, q.fields.as_ref()))
+        .map(|r| project(present(&req, spec, r), q.fields.as_ref()))
         .collect();
     let body = match q.paging {
         Paging::Offset { page, per_page } => json!({
@@ -86,7 +87,7 @@ pub async fn get(
         fields = Some(names);
     }
     let row = records::get(&state.store, spec, &id).await?;
-    Ok(HttpResponse::Ok().json(project(row, fields.as_ref())))
+    Ok(HttpResponse::Ok().json(project(present(&req, spec, row), fields.as_ref())))
 }
 
 /// `POST /{resources}` → 201 with the stored record.
@@ -110,18 +111,41 @@ pub async fn create(
         Some(_) => return Err(ApiError::field("id", "id: must be a string")),
     };
     values.remove("id");
+    let secret = secret_names(&req, spec, &values);
+    let plain = plain_config(spec, &values, None, &secret)?;
+    if let Some(plain) = &plain {
+        values.insert(CONFIG_FIELD.to_owned(), Value::Object(plain.clone()));
+    }
     if spec.path == issuer::SPEC.path {
         super::issuers::validate(&state, &values)?;
+    }
+    if let Some(plain) = plain {
+        let owner = ConfigOwner {
+            resource: spec.singular,
+            id: &id,
+        };
+        let stored = state.config_secrets.seal(owner, &plain, None, &secret)?;
+        values.insert(CONFIG_FIELD.to_owned(), Value::Object(stored));
     }
     let after = (spec.path == certificate::SPEC.path)
         .then_some(super::certificates::after_create as records::AfterCreate);
     let now = state.clock.now_text();
     let actor = principal(&req).actor;
-    let record = records::create_with(&state.store, spec, &id, values, &now, &actor, after).await?;
+    let record = records::create_audited(
+        &state.store,
+        spec,
+        &id,
+        values,
+        &now,
+        &actor,
+        after,
+        &secret,
+    )
+    .await?;
     changed(&state, spec);
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header(("Location", format!("/api/v1/{}/{id}", spec.path)))
-        .json(Value::Object(record)))
+        .json(Value::Object(present(&req, spec, record))))
 }
 
 /// `PUT /{resources}/{id}`: changes the fields present in the body; others keep their values.
@@ -135,26 +159,54 @@ pub async fn update(
     let spec = spec(&req)?;
     let body = parse_json(&body)?;
     let current = records::get(&state.store, spec, &id).await?;
-    let changes = spec.validate_update(&body, &current)?;
+    let mut changes = spec.validate_update(&body, &current)?;
     check_connectors(&req, spec, &changes)?;
     check_job_assignment(&req, spec, &changes)?;
+    // Secrets: the stored config's plaintext stands in for each "***" sent back, and is
+    // what validation sees; unchanged secrets keep their stored ciphertext.
+    let mut merged = current.clone();
+    merged.extend(changes.clone());
+    let secret = secret_names(&req, spec, &merged);
+    let owner = ConfigOwner {
+        resource: spec.singular,
+        id: &id,
+    };
+    let stored_config = current.get(CONFIG_FIELD).and_then(Value::as_object);
+    let current_plain = match stored_config {
+        Some(stored) if connector_kind(spec).is_some() => {
+            Some(state.config_secrets.reveal(owner, stored)?)
+        }
+        _ => None,
+    };
+    let plain = plain_config(spec, &changes, current_plain.as_ref(), &secret)?;
+    if let Some(config) = plain.clone().or_else(|| current_plain.clone()) {
+        merged.insert(CONFIG_FIELD.to_owned(), Value::Object(config));
+    }
     if spec.path == issuer::SPEC.path {
-        let mut merged = current.clone();
-        merged.extend(changes.clone());
         super::issuers::validate(&state, &merged)?;
     }
+    if let Some(plain) = plain {
+        let previous = stored_config
+            .zip(current_plain.as_ref())
+            .map(|(stored, plain)| Previous { stored, plain });
+        let stored = state
+            .config_secrets
+            .seal(owner, &plain, previous, &secret)?;
+        changes.insert(CONFIG_FIELD.to_owned(), Value::Object(stored));
+    }
     let now = state.clock.now_text();
-    let record = records::update(
+    let record = records::update_audited(
         &state.store,
         spec,
         &id,
         changes,
         &now,
         &principal(&req).actor,
+        &secret,
     )
     .await?;
     changed(&state, spec);
-    Ok(HttpResponse::Ok().json(Value::Object(record)))
+    Ok(HttpResponse::Ok().json(Value::Object(present(&req, spec, record))))
 }
 
 /// `DELETE /{resources}/{id}` → 204 (certificates are archived, not removed).
@@ -230,6 +282,79 @@ fn check_job_assignment(
     Err(ApiError::Forbidden(
         "only an admin may create or change a job that names an agent (agent_id)".into(),
     ))
+}
+
+/// The plugin kind whose config schema marks the secrets in this resource's `config`
+/// (issuers and targets); `None` for resources without a connector config.
+fn connector_kind(spec: &ResourceSpec) -> Option<&'static str> {
+    if spec.path == issuer::SPEC.path {
+        Some("issuer")
+    } else if spec.path == target::SPEC.path {
+        Some("target")
+    } else {
+        None
+    }
+}
+
+/// The secret config keys of a record of `spec`, by its connector `type`: the built-in
+/// connector's list, or what the plugin of that id marks in its schema.
+fn secret_names(req: &HttpRequest, spec: &ResourceSpec, record: &records::Record) -> Vec<String> {
+    let Some(kind) = connector_kind(spec) else {
+        return Vec::new();
+    };
+    let connector_type = record
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let schema = req
+        .app_data::<web::Data<crate::plugins::PluginRegistry>>()
+        .and_then(|registry| registry.config_schema(kind, connector_type));
+    secrets::secret_fields(spec.path, connector_type, schema.as_ref())
+}
+
+/// The plaintext config a write carries (its `"***"` resolved against `current`), checked
+/// for values only the server may write; `None` when the write has no connector config.
+fn plain_config(
+    spec: &ResourceSpec,
+    values: &records::Record,
+    current: Option<&serde_json::Map<String, Value>>,
+    secret: &[String],
+) -> Result<Option<serde_json::Map<String, Value>>, ApiError> {
+    let (Some(_), Some(Value::Object(config))) = (connector_kind(spec), values.get(CONFIG_FIELD))
+    else {
+        return Ok(None);
+    };
+    let plain = secrets::unmask(config, current, secret)?;
+    secrets::check_reserved(&plain)?;
+    Ok(Some(plain))
+}
+
+/// A record as every answer shows it: secret config values as `"***"`. Issuer and target
+/// audit events written before secrets were masked are shown the same way.
+pub fn present(
+    req: &HttpRequest,
+    spec: &ResourceSpec,
+    mut record: records::Record,
+) -> records::Record {
+    if connector_kind(spec).is_some() {
+        let secret = secret_names(req, spec, &record);
+        if let Some(config) = record.get_mut(CONFIG_FIELD) {
+            *config = secrets::redact(config, &secret);
+        }
+    } else if spec.path == audit::SPEC.path {
+        let resource = match record.get("resource_type").and_then(Value::as_str) {
+            Some("issuer") => &issuer::SPEC,
+            Some("target") => &target::SPEC,
+            _ => return record,
+        };
+        if let Some(Value::Object(details)) = record.get_mut("details") {
+            let secret = secret_names(req, resource, details);
+            if let Some(config) = details.get_mut(CONFIG_FIELD) {
+                *config = secrets::redact(config, &secret);
+            }
+        }
+    }
+    record
 }
 
 /// Lets the parts of the system that cache a resource know it changed.

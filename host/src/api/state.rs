@@ -37,6 +37,8 @@ pub struct AppState {
     pub agent_hub: actix::Addr<crate::actors::agent_hub::AgentHub>,
     /// Revocation, CRL and OCSP.
     pub revocation: Arc<crate::revocation::RevocationService>,
+    /// Seals and reveals the secrets in issuer and target configs.
+    pub config_secrets: Arc<crate::secrets::ConfigSecrets>,
     /// Token agents register with (None: an admin key is required instead).
     pub agent_bootstrap_token: Option<String>,
 }

@@ -5,6 +5,16 @@ use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceS
 /// Issuer types known to this build. Native connectors first; plugin issuers join in later.
 pub const TYPES: &[&str] = &["local", "acme"];
 
+/// Config keys of a built-in issuer type that are secrets: stored encrypted, never shown
+/// (`acme`: the EAB MAC key, under its name and its reference alias). Plugin issuers mark
+/// theirs in their config schema instead.
+pub fn secret_config_fields(issuer_type: &str) -> &'static [&'static str] {
+    match issuer_type {
+        "acme" => &["eab_hmac_key", "eab_hmac"],
+        _ => &[],
+    }
+}
+
 /// `/api/v1/issuers`.
 pub static SPEC: ResourceSpec = ResourceSpec {
     path: "issuers",
@@ -23,7 +33,7 @@ pub static SPEC: ResourceSpec = ResourceSpec {
         FieldSpec::new(
             "config",
             Object,
-            "Connector configuration (validated by the connector)",
+            "Connector configuration (validated by the connector); secrets (eab_hmac_key) read as \"***\", and \"***\" sent back keeps them",
         )
         .default("{}"),
         FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs")

@@ -36,7 +36,7 @@ pub static SPEC: ResourceSpec = ResourceSpec {
         FieldSpec::new(
             "config",
             Object,
-            "Connector configuration (paths, reload command name, …)",
+            "Connector configuration (paths, reload command name, …); fields the plugin marks secret read as \"***\", and \"***\" sent back keeps them",
         )
         .default("{}"),
         FieldSpec::new("enabled", Bool, "Disabled targets receive no deployments")

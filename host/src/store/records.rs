@@ -13,6 +13,7 @@ use super::{Store, StoreError, audit};
 use crate::domain::audit::{Actor, AuditEntry};
 use crate::domain::listing::{FilterOp, ListQuery, Paging, Sort, encode_cursor};
 use crate::domain::resource::{CREATED_AT, DeleteMode, FieldKind, ID, ResourceSpec, UPDATED_AT};
+use crate::secrets;
 
 /// A stored record as the API serves it.
 pub type Record = Map<String, Value>;
@@ -336,6 +337,22 @@ pub async fn create_with(
     actor: &Actor,
     after: Option<AfterCreate>,
 ) -> Result<Record, WriteError> {
+    create_audited(store, spec, id, values, now, actor, after, &[]).await
+}
+
+/// [`create_with`] for a record whose `config` holds secrets: the audit event shows the
+/// keys in `secret` (and any sealed value) as `"***"`.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_audited(
+    store: &Store,
+    spec: &ResourceSpec,
+    id: &str,
+    values: Record,
+    now: &str,
+    actor: &Actor,
+    after: Option<AfterCreate>,
+    secret: &[String],
+) -> Result<Record, WriteError> {
     let mut tx = store.begin_write().await?;
     if get_in(&mut tx, store, spec, id).await?.is_some() {
         return Err(
@@ -382,7 +399,7 @@ pub async fn create_with(
             action: format!("{}_created", spec.singular),
             resource_type: spec.singular.to_owned(),
             resource_id: id.to_owned(),
-            details: Value::Object(values),
+            details: Value::Object(audited_values(values, secret)),
         },
         now,
     )
@@ -395,7 +412,8 @@ pub async fn create_with(
 }
 
 /// Applies the validated changes that differ from the stored values and records
-/// `{singular}_updated` with those field names; with none, answers the record untouched.
+/// `{singular}_updated` with those field names and a diff (`changes`: each field's
+/// `from`/`to`; a `config` key by key); with none, answers the record untouched.
 pub async fn update(
     store: &Store,
     spec: &ResourceSpec,
@@ -403,6 +421,20 @@ pub async fn update(
     changes: Record,
     now: &str,
     actor: &Actor,
+) -> Result<Record, WriteError> {
+    update_audited(store, spec, id, changes, now, actor, &[]).await
+}
+
+/// [`update`] for a record whose `config` holds secrets: the diff names a changed key in
+/// `secret` (or a sealed value) but shows its values as `"***"`.
+pub async fn update_audited(
+    store: &Store,
+    spec: &ResourceSpec,
+    id: &str,
+    changes: Record,
+    now: &str,
+    actor: &Actor,
+    secret: &[String],
 ) -> Result<Record, WriteError> {
     let mut tx = store.begin_write().await?;
     let Some(current) = get_in(&mut tx, store, spec, id).await? else {
@@ -444,6 +476,18 @@ pub async fn update(
         .await?
         .ok_or_else(|| not_found(spec, id))?;
     let changed: Vec<Value> = changes.keys().cloned().map(Value::String).collect();
+    let diff: Map<String, Value> = changes
+        .iter()
+        .map(|(field, to)| {
+            let from = current.get(field).unwrap_or(&Value::Null);
+            let shown = if field == secrets::CONFIG_FIELD {
+                secrets::redacted_diff(from, to, secret)
+            } else {
+                serde_json::json!({"from": from, "to": to})
+            };
+            (field.clone(), shown)
+        })
+        .collect();
     audit::append(
         &mut tx,
         store.dialect(),
@@ -452,13 +496,21 @@ pub async fn update(
             action: format!("{}_updated", spec.singular),
             resource_type: spec.singular.to_owned(),
             resource_id: id.to_owned(),
-            details: serde_json::json!({ "changed_fields": changed }),
+            details: serde_json::json!({ "changed_fields": changed, "changes": diff }),
         },
         now,
     )
     .await?;
     tx.commit().await?;
     Ok(record)
+}
+
+/// The values of a new record as its audit event shows them: `config` redacted.
+fn audited_values(mut values: Record, secret: &[String]) -> Record {
+    if let Some(config) = values.get_mut(secrets::CONFIG_FIELD) {
+        *config = secrets::redact(config, secret);
+    }
+    values
 }
 
 /// Deletes (or archives, per the spec) a record and records the matching audit event.

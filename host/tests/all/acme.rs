@@ -460,8 +460,10 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
         return;
     }
     let pebble = Pebble::start(true).await;
+    // With encryption at rest: the connector must get the decrypted key.
     let server = ServerBuilder::new()
         .env("CERTCTL_KEYGEN_MODE", "server")
+        .env("CERTCTL_CONFIG_ENCRYPTION_KEY", crate::secrets::KEY)
         .start()
         .await;
     let api = server.admin();

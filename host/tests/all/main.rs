@@ -14,5 +14,6 @@ mod pipeline;
 mod plugins;
 mod readiness;
 mod revocation;
+mod secrets;
 mod store;
 mod support;

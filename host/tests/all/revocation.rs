@@ -1391,6 +1391,7 @@ impl InProcessServer {
             connector_ctx: ctx,
             agent_hub: AgentHub::start_in_arbiter(&arbiter.handle(), |_| AgentHub::default()),
             revocation,
+            config_secrets: Default::default(),
             agent_bootstrap_token: None,
         });
         let server = actix_web::HttpServer::new(move || {

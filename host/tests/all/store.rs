@@ -80,7 +80,7 @@ on_both_backends! {
 }
 
 /// Runs `body` on a fresh SQLite file in a temp dir.
-async fn run_sqlite<F, Fut>(body: F)
+pub(crate) async fn run_sqlite<F, Fut>(body: F)
 where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -140,7 +140,7 @@ async fn postgres_admin() -> sqlx::PgConnection {
 }
 
 /// Runs `body` on a fresh database `certctl_t_<random>`, dropped afterwards (best effort).
-async fn run_postgres<F, Fut>(body: F)
+pub(crate) async fn run_postgres<F, Fut>(body: F)
 where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

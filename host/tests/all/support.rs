@@ -104,6 +104,11 @@ impl ServerBuilder {
 
 impl TestServer {
     async fn spawn(&mut self) {
+        self.spawn_child();
+        self.wait_healthy().await;
+    }
+
+    fn spawn_child(&mut self) {
         let log = self.data_dir.path().join(format!(
             "server-{}.log",
             Instant::now().elapsed().as_nanos()
@@ -131,7 +136,6 @@ impl TestServer {
             "http"
         };
         self.base = format!("{scheme}://127.0.0.1:{}", self.port);
-        self.wait_healthy().await;
     }
 
     async fn wait_healthy(&mut self) {
@@ -186,6 +190,18 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
+    }
+
+    /// Starts the same server again expecting it to refuse to start: its exit status (it
+    /// must exit within 30 s) and its output.
+    pub async fn restart_expecting_exit(&mut self) -> (std::process::ExitStatus, String) {
+        self.kill();
+        self.spawn_child();
+        let status = self
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|| panic!("certctl-server kept running:\n{}", self.logs()));
+        (status, self.logs())
     }
 
     /// Sets (or overrides) an environment variable for the next [`TestServer::restart`].

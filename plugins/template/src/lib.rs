@@ -33,6 +33,10 @@ use certctl::connector::{commands, files, log};
 #[serde(deny_unknown_fields)]
 struct Config {
     dir: String,
+    /// A secret (marked `writeOnly` in plugin.toml): it arrives here in clear, while the
+    /// server stores it encrypted and never shows it. Never log its value.
+    #[serde(default)]
+    api_token: Option<String>,
 }
 
 fn parse(config_json: &str) -> Result<Config, ConnectorError> {
@@ -77,6 +81,9 @@ impl Guest for Template {
             return Err(e);
         }
         log::log(log::Level::Info, &format!("wrote {cert} and {key}"));
+        if config.api_token.is_some() {
+            log::log(log::Level::Info, "api_token is set");
+        }
 
         let mut commands_run = Vec::new();
         if commands::is_granted("reload") {
