@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod records;
 pub mod request_context;
+pub mod request_stats;
 pub mod revocation;
 pub mod state;
 pub mod well_known;
