@@ -36,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/info", web::get().to(auth::info))
         .route("/auth/check", web::get().to(auth::check))
         .route("/openapi.json", web::get().to(openapi::document))
+        .route("/admin/request-stats", web::get().to(request_stats::stats))
         .configure(revocation::configure)
         .configure(crate::plugins::configure)
         .configure(notifications::configure);
