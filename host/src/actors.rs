@@ -6,6 +6,7 @@
 pub mod agent_health;
 pub mod agent_hub;
 pub mod agent_session;
+pub mod api_call_retention;
 pub mod crl_generation;
 pub mod issuer_actor;
 pub mod issuer_registry;
@@ -15,5 +16,6 @@ pub mod job_timeout;
 pub mod notification_processor;
 pub mod notification_retry;
 pub mod renewal_check;
+pub mod request_counts;
 pub mod scheduler;
 pub mod short_lived_expiry;

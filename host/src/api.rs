@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod records;
 pub mod request_context;
+pub mod request_stats;
 pub mod revocation;
 pub mod state;
 pub mod well_known;
@@ -65,6 +66,12 @@ pub fn routes() -> Routes {
         Access::Public,
         "This document",
         openapi::document,
+    );
+    r.get(
+        "/api/v1/admin/request-stats",
+        Access::ADMIN,
+        "API-call log queue (queued, capacity, dropped, recorded), OCSP/CRL request counts, rate-limiter size",
+        request_stats::stats,
     );
     api_keys::routes(&mut r);
     revocation::routes(&mut r);

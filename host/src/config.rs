@@ -160,6 +160,19 @@ pub struct Config {
     /// Burst per client IP on those routes.
     #[arg(long, env = "CERTCTL_RATE_LIMIT_AUTH_BURST", default_value_t = 20)]
     pub rate_limit_auth_burst: u32,
+    /// Most callers (keys and client IPs) the rate limiter tracks at once; beyond it, idle
+    /// and then least recently used buckets are forgotten.
+    #[arg(long, env = "CERTCTL_RATE_LIMIT_MAX_KEYS", default_value_t = 10_000)]
+    pub rate_limit_max_keys: usize,
+    /// Records the API-call log queue holds before dropping (and counting) new ones.
+    #[arg(long, env = "CERTCTL_API_CALL_LOG_QUEUE", default_value_t = 10_000)]
+    pub api_call_log_queue: usize,
+    /// How long API-call rows are kept (`90d`, at least `24h`); `0` keeps them forever.
+    #[arg(long, env = "CERTCTL_API_CALL_RETENTION", default_value = "90d", value_parser = parse_retention)]
+    pub api_call_retention: Duration,
+    /// How often rows past the API-call retention are deleted.
+    #[arg(long, env = "CERTCTL_API_CALL_RETENTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub api_call_retention_interval: Duration,
     /// Comma-separated allowed CORS origins, or `*`; empty denies all cross-origin requests.
     #[arg(long, env = "CERTCTL_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
@@ -239,6 +252,16 @@ pub struct Config {
     pub shutdown_timeout_seconds: u64,
 }
 
+/// A retention: zero, or a duration of at least a day (the schema refuses pruning newer rows).
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if crate::domain::api_call::retention_is_valid(d) {
+        Ok(d)
+    } else {
+        Err("must be 0 (keep forever) or at least 24h".into())
+    }
+}
+
 impl Config {
     /// The database URL in effect (explicit, or the SQLite file in the data dir).
     pub fn effective_database_url(&self) -> String {
@@ -261,6 +284,9 @@ mod tests {
         assert_eq!(c.tls_mode, TlsMode::Auto);
         assert_eq!(c.auth_type, AuthType::ApiKey);
         assert_eq!(c.max_body_size, 1_048_576);
+        assert_eq!(c.api_call_log_queue, 10_000);
+        assert_eq!(c.api_call_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(c.rate_limit_max_keys, 10_000);
         assert!(c.effective_database_url().starts_with("sqlite://"));
     }
 
@@ -283,5 +309,12 @@ mod tests {
         assert_eq!(c.auth_type, AuthType::None);
         assert!(!c.rate_limit_enabled);
         assert!(Config::try_parse_from(["certctl-server", "--tls-mode", "maybe"]).is_err());
+        let retention = |v: &str| {
+            Config::try_parse_from(["certctl-server", "--api-call-retention", v])
+                .map(|c| c.api_call_retention)
+        };
+        assert_eq!(retention("0").unwrap(), Duration::ZERO);
+        assert_eq!(retention("2d").unwrap(), Duration::from_secs(2 * 86_400));
+        assert!(retention("1h").is_err(), "shorter than the schema's floor");
     }
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 use actix_cors::Cors;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use actix::{Actor as _, Addr};
 
 use crate::actors::agent_health::AgentHealth;
 use crate::actors::agent_hub::AgentHub;
+use crate::actors::api_call_retention::ApiCallRetention;
 use crate::actors::crl_generation::CrlGeneration;
 use crate::actors::issuer_registry::{IssuerRegistry, Rebuild};
 use crate::actors::job_processor::JobProcessor;
@@ -21,6 +22,7 @@ use crate::actors::job_timeout::JobTimeoutReaper;
 use crate::actors::notification_processor::NotificationProcessor;
 use crate::actors::notification_retry::NotificationRetry;
 use crate::actors::renewal_check::RenewalCheck;
+use crate::actors::request_counts::{self, RequestCounts};
 use crate::actors::scheduler::{LoopActor, LoopTask, Shutdown};
 use crate::actors::short_lived_expiry::ShortLivedExpiry;
 use crate::api::rate_limit::{Rate, RateLimiter};
@@ -38,7 +40,7 @@ use crate::pipeline::{Pipeline, PipelineSettings};
 use crate::pki::local_ca::LocalCa;
 use crate::revocation::RevocationService;
 use crate::secrets;
-use crate::store::api_calls::{self, ApiCall};
+use crate::store::api_calls::ApiCallLog;
 use crate::store::jobs;
 use crate::store::records::{self, WriteError};
 use crate::store::{Store, StoreError, api_keys, redact};
@@ -285,7 +287,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         )
         .await?,
     );
-    let loops = start_loops(&config, &pipeline, &revocation, &notifications);
+    let (api_call_log, api_call_writer) = ApiCallLog::new(config.api_call_log_queue);
+    let (stop_writer, writer_stopped) = oneshot::channel::<()>();
+    let writer = tokio::spawn(api_call_writer.run(store.clone(), async {
+        let _ = writer_stopped.await;
+    }));
+    let loops = start_loops(
+        &config,
+        &pipeline,
+        &revocation,
+        &notifications,
+        &api_call_log,
+    );
     let resume = revocation.clone();
     tokio::spawn(async move {
         match resume.resume_bulk().await {
@@ -317,9 +330,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         }
     };
 
-    let (calls_tx, calls_rx) = mpsc::unbounded_channel::<ApiCall>();
-    let writer = tokio::spawn(write_api_calls(store.clone(), calls_rx));
-
     let rate_limit = config.rate_limit_enabled.then(|| {
         let per_ip = Rate {
             per_second: config.rate_limit_rps,
@@ -338,7 +348,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             },
         };
         RateLimits {
-            limiter: RateLimiter::default(),
+            limiter: RateLimiter::new(config.rate_limit_max_keys),
             per_ip,
             per_key,
             credential: Rate {
@@ -353,7 +363,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         auth_type: config.auth_type,
         max_body_size: config.max_body_size,
         rate_limit,
-        api_calls: calls_tx,
+        api_call_log,
         pipeline: pipeline.clone(),
         issuer_types,
         connector_ctx,
@@ -420,7 +430,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     tracing::info!("draining the API-call log");
     drop(pipeline);
-    // Every AppState (and so every sender) is gone once the server has stopped.
+    // The server has stopped, so no request is still recording: close the queue and drain it.
+    let _ = stop_writer.send(());
     if tokio::time::timeout(budget, writer).await.is_err() {
         tracing::warn!("API-call log not drained within {budget:?}; some records are lost");
     }
@@ -438,6 +449,7 @@ fn start_loops(
     pipeline: &Arc<Pipeline>,
     revocation: &Arc<RevocationService>,
     notifications: &NotificationService,
+    api_call_log: &ApiCallLog,
 ) -> Vec<(&'static str, Addr<LoopActor>)> {
     let p = pipeline.clone();
     let mut tasks: Vec<(Arc<dyn LoopTask>, Duration)> = vec![
@@ -484,6 +496,18 @@ fn start_loops(
         (
             Arc::new(CrlGeneration(revocation.clone())),
             config.revocation.crl_generation_interval,
+        ),
+        (
+            Arc::new(ApiCallRetention {
+                store: p.store.clone(),
+                clock: p.clock.clone(),
+                retention: config.api_call_retention,
+            }),
+            config.api_call_retention_interval,
+        ),
+        (
+            Arc::new(RequestCounts::new(api_call_log.clone())),
+            request_counts::INTERVAL,
         ),
     ];
     if config.notifications.digest_enabled {
@@ -561,12 +585,4 @@ async fn recover_orphans(store: &Store, clock: &dyn Clock) -> Result<(), StoreEr
         }
     }
     Ok(())
-}
-
-async fn write_api_calls(store: Store, mut rx: mpsc::UnboundedReceiver<ApiCall>) {
-    while let Some(call) = rx.recv().await {
-        if let Err(e) = api_calls::append(&store, &call).await {
-            tracing::warn!(error = %e, request_id = %call.request_id, "could not record API call");
-        }
-    }
 }

@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::state::AppState;
-use crate::store::api_calls::ApiCall;
+use crate::store::api_calls::{ApiCall, PkiRequest};
 use crate::store::records::new_id;
 
 /// Header carrying the request id both ways.
@@ -27,9 +27,27 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Only API and PKI calls are recorded: probes and dashboard files would drown the log.
-fn is_recorded(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/.well-known/")
+/// What the request log keeps of a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Logged {
+    /// One API-call row.
+    Row,
+    /// A counter only: relying parties poll OCSP and CRLs, a row each would drown the log.
+    Counted(PkiRequest),
+    /// Nothing: probes, dashboard files, ACME challenges.
+    Nothing,
+}
+
+fn logged(path: &str) -> Logged {
+    if path.starts_with("/api/") {
+        Logged::Row
+    } else if path.starts_with("/.well-known/pki/ocsp") {
+        Logged::Counted(PkiRequest::Ocsp)
+    } else if path.starts_with("/.well-known/pki/crl") {
+        Logged::Counted(PkiRequest::Crl)
+    } else {
+        Logged::Nothing
+    }
 }
 
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
@@ -50,6 +68,7 @@ pub async fn request_context(
     let request_id = incoming_id(&req).unwrap_or_else(|| new_id("req"));
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
+    // The one place the logged path is read (what the log records and counts).
     let path = req.path().to_owned();
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
@@ -116,24 +135,29 @@ fn finish<B>(
     } else {
         tracing::info!(status, latency_ms, "request");
     }
-    if let Some(state) = state
-        && is_recorded(path)
-    {
-        let actor = resp
-            .request()
-            .extensions()
-            .get::<Principal>()
-            .map_or_else(|| "anonymous".to_owned(), |p| p.actor.name.clone());
-        let _ = state.api_calls.send(ApiCall {
-            request_id: request_id.to_owned(),
-            method: method.to_string(),
-            path: path.to_owned(),
-            actor,
-            body_sha256,
-            status,
-            latency_ms,
-            timestamp: state.clock.now_text(),
-        });
+    let Some(state) = state else {
+        return resp;
+    };
+    match logged(path) {
+        Logged::Row => {
+            let actor = resp
+                .request()
+                .extensions()
+                .get::<Principal>()
+                .map_or_else(|| "anonymous".to_owned(), |p| p.actor.name.clone());
+            state.api_call_log.record(ApiCall {
+                request_id: request_id.to_owned(),
+                method: method.to_string(),
+                path: path.to_owned(),
+                actor,
+                body_sha256,
+                status,
+                latency_ms,
+                timestamp: state.clock.now_text(),
+            });
+        }
+        Logged::Counted(request) => state.api_call_log.count_pki(request),
+        Logged::Nothing => {}
     }
     resp
 }
@@ -163,4 +187,32 @@ async fn buffer_body(req: &mut ServiceRequest, limit: usize) -> Result<Option<St
     let hash = (!bytes.is_empty()).then(|| hex::encode(&Sha256::digest(&bytes)[..8]));
     req.set_payload(Payload::from(bytes));
     Ok(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_calls_are_rows_pki_requests_counters() {
+        assert_eq!(logged("/api/v1/teams"), Logged::Row);
+        assert_eq!(logged("/api/v1/openapi.json"), Logged::Row);
+        assert_eq!(
+            logged("/.well-known/pki/ocsp/iss-local/MEgwRj"),
+            Logged::Counted(PkiRequest::Ocsp)
+        );
+        assert_eq!(
+            logged("/.well-known/pki/crl/iss-local"),
+            Logged::Counted(PkiRequest::Crl)
+        );
+        for path in [
+            "/health",
+            "/ready",
+            "/",
+            "/assets/app.js",
+            "/.well-known/acme-challenge/t",
+        ] {
+            assert_eq!(logged(path), Logged::Nothing, "{path}");
+        }
+    }
 }

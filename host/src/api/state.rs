@@ -2,15 +2,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::rate_limit::{Rate, RateLimiter};
 use crate::clock::Clock;
 use crate::config::AuthType;
 use crate::issuer::{ConnectorContext, ConnectorTypes};
 use crate::pipeline::Pipeline;
 use crate::store::Store;
-use crate::store::api_calls::ApiCall;
+use crate::store::api_calls::ApiCallLog;
 
 /// Shared application state, one instance behind `web::Data`.
 #[derive(Debug)]
@@ -25,8 +23,9 @@ pub struct AppState {
     pub max_body_size: usize,
     /// Rate limiting, when enabled.
     pub rate_limit: Option<RateLimits>,
-    /// Queue to the API-call log writer (drained at shutdown).
-    pub api_calls: mpsc::UnboundedSender<ApiCall>,
+    /// Bounded queue to the API-call log writer (drained at shutdown), and the request
+    /// counters (dropped records, OCSP and CRL requests).
+    pub api_call_log: ApiCallLog,
     /// The issuance pipeline (jobs, CSRs, renewals).
     pub pipeline: Arc<Pipeline>,
     /// Issuer connector types, to validate issuer configs.

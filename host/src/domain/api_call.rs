@@ -1,4 +1,9 @@
-//! API-call records: one per request, read-only through `/api/v1/audit/api-calls`.
+//! API-call records: one per request, read-only through `/api/v1/audit/api-calls`, and
+//! the retention rule that is the only way rows leave the log.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
 
 use super::resource::{Access, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec, TimeFilter};
 
@@ -65,3 +70,53 @@ pub static SPEC: ResourceSpec = ResourceSpec {
     default_sort: "-timestamp",
     doc: "API-call log (append-only)",
 };
+
+/// The shortest retention the schema allows: its triggers refuse a cutoff less than 24
+/// hours old, so the recent log can never be pruned away.
+pub const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Slack kept below the schema's 24-hour floor, so that a database clock a little behind
+/// the server's does not refuse every prune when the retention is exactly the minimum.
+const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// Whether `retention` is acceptable: zero (keep forever) or at least [`MIN_RETENTION`].
+pub fn retention_is_valid(retention: Duration) -> bool {
+    retention.is_zero() || retention >= MIN_RETENTION
+}
+
+/// The instant before which API calls are pruned at `now`: `None` keeps everything
+/// (retention zero). Never later than the schema's floor (minus a clock-skew margin).
+pub fn retention_cutoff(now: OffsetDateTime, retention: Duration) -> Option<OffsetDateTime> {
+    if retention.is_zero() {
+        return None;
+    }
+    let floor = MIN_RETENTION + CLOCK_SKEW_MARGIN;
+    let keep = time::Duration::try_from(retention.max(floor)).ok()?;
+    now.checked_sub(keep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn retention_cutoffs() {
+        let now = datetime!(2026-06-01 12:00 UTC);
+        assert_eq!(retention_cutoff(now, Duration::ZERO), None);
+        assert_eq!(
+            retention_cutoff(now, Duration::from_secs(90 * 86_400)),
+            Some(datetime!(2026-03-03 12:00 UTC))
+        );
+        // The minimum keeps a margin below the schema's 24-hour floor.
+        assert_eq!(
+            retention_cutoff(now, MIN_RETENTION),
+            Some(datetime!(2026-05-31 11:55 UTC))
+        );
+        // An absurd retention keeps everything rather than overflowing.
+        assert_eq!(retention_cutoff(now, Duration::MAX), None);
+        assert!(retention_is_valid(Duration::ZERO));
+        assert!(retention_is_valid(MIN_RETENTION));
+        assert!(!retention_is_valid(Duration::from_secs(3600)));
+    }
+}

@@ -1378,14 +1378,14 @@ impl InProcessServer {
             &path,
         ));
         // The API-call log is not under test: its writer is left out.
-        let (api_calls, _) = tokio::sync::mpsc::unbounded_channel();
+        let (api_call_log, _) = certctl_host::store::api_calls::ApiCallLog::new(16);
         let state = actix_web::web::Data::new(AppState {
             store: store.clone(),
             clock,
             auth_type: AuthType::ApiKey,
             max_body_size: 1 << 20,
             rate_limit: None,
-            api_calls,
+            api_call_log,
             pipeline,
             issuer_types: types,
             connector_ctx: ctx,

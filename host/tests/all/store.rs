@@ -72,6 +72,9 @@ on_both_backends! {
         foreign_keys_are_enforced_sqlite, foreign_keys_are_enforced_postgres;
     audit_and_api_calls_are_append_only =>
         audit_and_api_calls_are_append_only_sqlite, audit_and_api_calls_are_append_only_postgres;
+    api_call_retention_prunes_only_old_rows =>
+        api_call_retention_prunes_only_old_rows_sqlite,
+        api_call_retention_prunes_only_old_rows_postgres;
     concurrent_writes_all_succeed =>
         concurrent_writes_all_succeed_sqlite, concurrent_writes_all_succeed_postgres;
     notification_queue_fans_out_requeues_and_digests =>
@@ -1946,6 +1949,170 @@ async fn audit_and_api_calls_are_append_only(store: Store) {
         .unwrap();
     assert_eq!(snapshot(&store, &audit_spec::SPEC).await.len(), 3);
     assert_eq!(snapshot(&store, &api_call::SPEC).await.len(), 3);
+}
+
+/// The canonical timestamp `days` days and `hours` hours before now.
+fn ago(days: i64, hours: i64) -> String {
+    certctl_core::timestamp::format(
+        time::OffsetDateTime::now_utc() - time::Duration::days(days) - time::Duration::hours(hours),
+    )
+}
+
+/// Runs `sql`, asserting that the database refuses it as an append-only violation.
+async fn refused(store: &Store, sql: &str) {
+    match sqlx::query(sql).execute(store.pool()).await {
+        Ok(done) => panic!(
+            "{sql:?} succeeded on {:?} ({} rows affected)",
+            store.dialect(),
+            done.rows_affected()
+        ),
+        Err(e) => {
+            let mapped = StoreError::from(e);
+            assert!(
+                matches!(mapped, StoreError::AppendOnly(_)),
+                "{sql:?}: expected AppendOnly, got {mapped:?}"
+            );
+        }
+    }
+}
+
+/// Retention pruning is the one delete the API-call log allows: only rows older than a
+/// cutoff that moves forward and stays at least 24 hours old; the cutoff row itself can
+/// be neither added, removed, moved back nor moved too close to now; audit events stay
+/// fully append-only.
+async fn api_call_retention_prunes_only_old_rows(store: Store) {
+    let at = |n: u32, timestamp: String| ApiCall {
+        timestamp,
+        ..call(n, 200, 1, None)
+    };
+    let (old, older, recent) = (ago(40, 0), ago(10, 0), ago(0, 2));
+    for (n, t) in [(1, &old), (2, &older), (3, &recent)] {
+        api_calls::append(&store, &at(n, t.clone())).await.unwrap();
+    }
+    create(
+        &store,
+        &team::SPEC,
+        "team-ret",
+        json!({"name": "ret"}),
+        &old,
+    )
+    .await;
+    let id_of = async |request_id: &str| -> String {
+        snapshot(&store, &api_call::SPEC)
+            .await
+            .into_iter()
+            .find(|r| r["request_id"] == request_id)
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{request_id} is gone"))
+    };
+    let (id_old, id_older) = (id_of("req-1").await, id_of("req-2").await);
+    assert_eq!(
+        api_calls::retention_cutoff(&store).await.unwrap(),
+        "1970-01-01T00:00:00.000Z"
+    );
+
+    // Before any prune, nothing may be deleted, however old.
+    refused(
+        &store,
+        &format!("DELETE FROM api_calls WHERE id = '{id_old}'"),
+    )
+    .await;
+    // The cutoff is a canonical timestamp, not just any text that sorts forward.
+    refused(
+        &store,
+        "UPDATE api_call_retention SET cutoff = '2000-01-01'",
+    )
+    .await;
+
+    assert_eq!(api_calls::prune(&store, &ago(20, 0)).await.unwrap(), 1);
+    let cutoff = api_calls::retention_cutoff(&store).await.unwrap();
+    assert!(cutoff > old && cutoff < older, "cutoff {cutoff}");
+    let left: Vec<String> = snapshot(&store, &api_call::SPEC)
+        .await
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&"req-1".to_owned()), "{left:?}");
+
+    // An earlier cutoff changes nothing (the cutoff never moves back) ...
+    assert_eq!(
+        api_calls::advance_retention_cutoff(&store, &ago(30, 0))
+            .await
+            .unwrap(),
+        cutoff
+    );
+    refused(
+        &store,
+        &format!("UPDATE api_call_retention SET cutoff = '{}'", ago(30, 0)),
+    )
+    .await;
+    // ... and never closer to now than 24 hours.
+    refused(
+        &store,
+        &format!("UPDATE api_call_retention SET cutoff = '{}'", ago(0, 23)),
+    )
+    .await;
+    assert!(matches!(
+        api_calls::prune(&store, &ago(0, 23)).await,
+        Err(StoreError::AppendOnly(_))
+    ));
+    refused(&store, "UPDATE api_call_retention SET id = 2").await;
+    // The cutoff row is the only one and stays.
+    refused(
+        &store,
+        "INSERT INTO api_call_retention (id, cutoff) VALUES (2, '2026-01-01T00:00:00.000Z')",
+    )
+    .await;
+    refused(&store, "DELETE FROM api_call_retention").await;
+    if store.dialect() == Dialect::Sqlite {
+        // REPLACE deletes the old row without firing delete triggers: the insert trigger stops it.
+        refused(
+            &store,
+            &format!(
+                "INSERT OR REPLACE INTO api_call_retention (id, cutoff) VALUES (1, '{}')",
+                ago(0, 0)
+            ),
+        )
+        .await;
+    } else {
+        refused(
+            &store,
+            &format!(
+                "INSERT INTO api_call_retention (id, cutoff) VALUES (1, '{}') \
+                 ON CONFLICT (id) DO UPDATE SET cutoff = EXCLUDED.cutoff",
+                ago(0, 0)
+            ),
+        )
+        .await;
+        refused(&store, "TRUNCATE api_call_retention").await;
+        refused(&store, "TRUNCATE api_calls").await;
+    }
+    assert_eq!(api_calls::retention_cutoff(&store).await.unwrap(), cutoff);
+
+    // Rows newer than the cutoff stay append-only, alone or in a statement that also
+    // names older ones; updates stay refused for every row.
+    refused(
+        &store,
+        &format!("DELETE FROM api_calls WHERE id = '{id_older}'"),
+    )
+    .await;
+    refused(&store, "DELETE FROM api_calls").await;
+    refused(&store, "UPDATE api_calls SET status = 500").await;
+    assert_eq!(snapshot(&store, &api_call::SPEC).await.len(), 2);
+    // Audit events are untouched by retention, however old.
+    refused(&store, "DELETE FROM audit_events").await;
+    assert_eq!(audit_for(&store, "team-ret").await.len(), 1);
+
+    // A later prune takes the next row and leaves the recent one.
+    assert_eq!(api_calls::prune(&store, &ago(5, 0)).await.unwrap(), 1);
+    let left = snapshot(&store, &api_call::SPEC).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["request_id"], "req-3");
+    // Batch appends land every row.
+    let batch: Vec<ApiCall> = (10..260).map(|n| at(n, ago(0, 1))).collect();
+    api_calls::append_batch(&store, &batch).await.unwrap();
+    assert_eq!(snapshot(&store, &api_call::SPEC).await.len(), 251);
 }
 
 /// Many writers at once (more than the pool has connections) all succeed. On SQLite a
