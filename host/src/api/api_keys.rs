@@ -1,6 +1,6 @@
 //! API key management (admin only): create a named, role-bound key (the secret is shown
-//! once and only its hash is stored), list, inspect, rotate and revoke. Revoking an agent's
-//! key closes that agent's open sessions at once.
+//! once and only its hash is stored), list, inspect, rotate and revoke. Revoking or rotating
+//! a key closes the agent sessions opened with it at once.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use super::auth::principal;
 use super::error::{ApiError, parse_json};
 use super::records::query_pairs;
 use super::state::AppState;
-use crate::actors::agent_hub::Disconnect;
+use crate::actors::agent_hub::{Disconnect, DisconnectKey};
 use crate::domain::audit::AuditEntry;
 use crate::domain::role::Role;
 use crate::store::{StoreError, api_keys, audit};
@@ -65,6 +65,21 @@ async fn audit_key(state: &AppState, req: &HttpRequest, action: &str, key: &api_
     };
     if let Err(e) = audit::append_alone(&state.store, &entry, &state.clock.now_text()).await {
         tracing::warn!(error = %e, key_id = %key.id, "could not audit an API key change");
+    }
+}
+
+/// Closes the agent sessions `key` opened: all of its agent's for an agent key, the ones an
+/// admin opened with it otherwise.
+fn close_sessions(state: &AppState, key: &api_keys::ApiKey, reason: &'static str) {
+    match &key.agent_id {
+        Some(agent_id) => state.agent_hub.do_send(Disconnect {
+            agent_id: agent_id.clone(),
+            reason,
+        }),
+        None => state.agent_hub.do_send(DisconnectKey {
+            key_id: key.id.clone(),
+            reason,
+        }),
     }
 }
 
@@ -194,12 +209,7 @@ async fn revoke(
         return Ok(HttpResponse::NoContent().finish());
     }
     audit_key(&state, &req, "api_key_revoked", &key).await;
-    if let Some(agent_id) = &key.agent_id {
-        state.agent_hub.do_send(Disconnect {
-            agent_id: agent_id.clone(),
-            reason: "API key revoked",
-        });
-    }
+    close_sessions(&state, &key, "API key revoked");
     tracing::info!(key_id = %key.id, name = %key.name, "API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -222,12 +232,7 @@ async fn rotate(
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("API key {id} was revoked meanwhile")))?;
     audit_key(&state, &req, "api_key_rotated", &rotated).await;
-    if let Some(agent_id) = &key.agent_id {
-        // The old secret is dead, and so is any session opened with it.
-        state.agent_hub.do_send(Disconnect {
-            agent_id: agent_id.clone(),
-            reason: "API key rotated",
-        });
-    }
+    // The old secret is dead, and so is any session opened with it.
+    close_sessions(&state, &key, "API key rotated");
     Ok(HttpResponse::Ok().json(json!({"api_key": rotated, "key": secret})))
 }
