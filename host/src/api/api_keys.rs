@@ -45,14 +45,24 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::field(
+    if !ok {
+        return Err(ApiError::field(
             "name",
             "name: 1 to 100 characters from A-Z a-z 0-9 - _ . @",
-        ))
+        ));
     }
+    // A key's name is its actor in audit events and the API-call log, and an agent's key
+    // is named by the agent's id: a user key may not pass for an agent, the system or an
+    // anonymous caller (nor hold the name an agent will register under).
+    let lower = name.to_ascii_lowercase();
+    let agent_prefix = format!("{}-", crate::domain::agent::SPEC.id_prefix);
+    if lower.starts_with(&agent_prefix) || lower == "system" || lower == "anonymous" {
+        return Err(ApiError::field(
+            "name",
+            format!("name: \"{name}\" is reserved (agent ids {agent_prefix}…, system, anonymous)"),
+        ));
+    }
+    Ok(())
 }
 
 async fn audit_key(state: &AppState, req: &HttpRequest, action: &str, key: &api_keys::ApiKey) {
@@ -182,7 +192,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(find(&state, &id).await?))
 }
 
-/// `DELETE /api-keys/{id}` → 204. Revoking the last live admin key is refused (409), so
+/// `DELETE /api-keys/{id}` → 204. Revoking the last working admin key is refused (409), so
 /// nobody locks the installation out of its own administration by accident.
 async fn revoke(
     req: HttpRequest,
@@ -194,14 +204,18 @@ async fn revoke(
         return Ok(HttpResponse::NoContent().finish());
     }
     if key.role == Role::Admin.as_str() {
-        let admins = api_keys::list(&state.store, false)
+        // Another admin key must still authenticate afterwards: an expired one administers
+        // nothing.
+        let now = state.clock.now_text();
+        let other_admins = api_keys::list(&state.store, false)
             .await?
             .into_iter()
-            .filter(|k| k.role == Role::Admin.as_str())
+            .filter(|k| k.id != key.id && k.role == Role::Admin.as_str())
+            .filter(|k| k.expires_at.as_deref().is_none_or(|e| e > now.as_str()))
             .count();
-        if admins <= 1 {
+        if other_admins == 0 {
             return Err(ApiError::Conflict(
-                "this is the last live admin key; create another admin key first".into(),
+                "this is the last working admin key; create another admin key first".into(),
             ));
         }
     }
