@@ -556,7 +556,7 @@ mod tests {
 
     #[test]
     fn literal_segments_sort_before_parameters() {
-        let mut paths = vec![
+        let mut paths = [
             "/api/v1/certificates/{id}",
             "/api/v1/certificates/bulk-revoke",
             "/api/v1/audit/{id}",
