@@ -1,6 +1,7 @@
 //! certctl-server integration tests: one binary, a module per topic.
 //! Every test starts real server processes (see `support`).
 
+mod access_control;
 mod acme;
 mod acme_ari;
 mod agent_heartbeat;
