@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix::prelude::*;
 
-use super::agent_session::{AgentSession, CredentialsRevoked, Nudge};
+use super::agent_session::{AgentSession, CredentialsRevoked, KeyRevoked, Nudge};
 
 /// The hub actor.
 #[derive(Debug, Default)]
@@ -92,6 +92,30 @@ impl Handler<Disconnect> for AgentHub {
             for s in list {
                 s.do_send(CredentialsRevoked(msg.reason));
             }
+        }
+    }
+}
+
+/// A user key was revoked or its secret replaced: close every session opened with it (an
+/// admin may open any agent's session). Agent keys go by [`Disconnect`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DisconnectKey {
+    /// The key (`key-…`).
+    pub key_id: String,
+    /// Sent to the agent in the close frame.
+    pub reason: &'static str,
+}
+
+impl Handler<DisconnectKey> for AgentHub {
+    type Result = ();
+    fn handle(&mut self, msg: DisconnectKey, _: &mut Context<Self>) {
+        // Revocations are rare and sessions few; each session knows its own key.
+        for s in self.sessions.values().flatten() {
+            s.do_send(KeyRevoked {
+                key_id: msg.key_id.clone(),
+                reason: msg.reason,
+            });
         }
     }
 }

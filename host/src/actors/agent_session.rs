@@ -172,6 +172,25 @@ impl Handler<CredentialsRevoked> for AgentSession {
     }
 }
 
+/// A key was revoked or rotated: the session closes if it was opened with that key.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KeyRevoked {
+    /// The key (`key-…`).
+    pub key_id: String,
+    /// Sent in the close frame.
+    pub reason: &'static str,
+}
+
+impl Handler<KeyRevoked> for AgentSession {
+    type Result = ();
+    fn handle(&mut self, msg: KeyRevoked, ctx: &mut Context<Self>) {
+        if self.key_id.as_deref() == Some(msg.key_id.as_str()) {
+            self.end_for_policy(ctx, msg.reason);
+        }
+    }
+}
+
 /// Tell the agent to fetch its work now.
 #[derive(Message)]
 #[rtype(result = "()")]

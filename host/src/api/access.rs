@@ -376,18 +376,22 @@ async fn authorize(
             if let Err(e) = throttle(&state, &ip, access == Access::PublicCredential, None) {
                 return Ok(req.into_response(e.error_response()));
             }
-            next.call(req).await
+            let route = RouteRef::of(&req);
+            let resp = next.call(req).await?;
+            if resp.status() == actix_web::http::StatusCode::FORBIDDEN {
+                // A public route that checks a credential itself (registration without a
+                // bootstrap token needs an admin key) refused the one it was given.
+                let principal = auth::principal(resp.request());
+                deny_audit(&state, &route, &principal, access, "refused by the handler").await;
+            }
+            Ok(resp)
         }
         Access::Role(_) => {
             let principal = match authenticate(req.request(), &state).await {
                 Ok(p) => p,
                 Err(e) => return Ok(req.into_response(e.error_response())),
             };
-            let route = RouteRef {
-                method: req.method().to_string(),
-                pattern: req.match_pattern().unwrap_or_else(|| req.path().to_owned()),
-                path: req.path().to_owned(),
-            };
+            let route = RouteRef::of(&req);
             if !unknown_method {
                 let path_agent = req.match_info().get("id").map(str::to_owned);
                 if let Err(why) = decide(access, &principal, path_agent.as_deref()) {
@@ -413,6 +417,16 @@ struct RouteRef {
     method: String,
     pattern: String,
     path: String,
+}
+
+impl RouteRef {
+    fn of(req: &ServiceRequest) -> Self {
+        RouteRef {
+            method: req.method().to_string(),
+            pattern: req.match_pattern().unwrap_or_else(|| req.path().to_owned()),
+            path: req.path().to_owned(),
+        }
+    }
 }
 
 /// Appends an `access_denied` audit event for a 403.
@@ -542,7 +556,7 @@ mod tests {
 
     #[test]
     fn literal_segments_sort_before_parameters() {
-        let mut paths = vec![
+        let mut paths = [
             "/api/v1/certificates/{id}",
             "/api/v1/certificates/bulk-revoke",
             "/api/v1/audit/{id}",

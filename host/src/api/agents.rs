@@ -2,7 +2,7 @@
 //! list an agent polls, CSR submission and job status reports. An agent's own key may only
 //! act as that agent.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq as _;
 
@@ -89,6 +89,8 @@ async fn register(
         None => {
             let p = resolve(&req, &state).await?;
             if !p.is_admin() {
+                // Named in the `access_denied` audit event the access layer writes for a 403.
+                req.extensions_mut().insert(p);
                 return Err(ApiError::Forbidden("registering an agent needs an admin key (or set CERTCTL_AGENT_BOOTSTRAP_TOKEN)".into()));
             }
         }

@@ -1,6 +1,6 @@
 //! API key management (admin only): create a named, role-bound key (the secret is shown
-//! once and only its hash is stored), list, inspect, rotate and revoke. Revoking an agent's
-//! key closes that agent's open sessions at once.
+//! once and only its hash is stored), list, inspect, rotate and revoke. Revoking or rotating
+//! a key closes the agent sessions opened with it at once.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use super::auth::principal;
 use super::error::{ApiError, parse_json};
 use super::records::query_pairs;
 use super::state::AppState;
-use crate::actors::agent_hub::Disconnect;
+use crate::actors::agent_hub::{Disconnect, DisconnectKey};
 use crate::domain::audit::AuditEntry;
 use crate::domain::role::Role;
 use crate::store::{StoreError, api_keys, audit};
@@ -45,14 +45,24 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::field(
+    if !ok {
+        return Err(ApiError::field(
             "name",
             "name: 1 to 100 characters from A-Z a-z 0-9 - _ . @",
-        ))
+        ));
     }
+    // A key's name is its actor in audit events and the API-call log, and an agent's key
+    // is named by the agent's id: a user key may not pass for an agent, the system or an
+    // anonymous caller (nor hold the name an agent will register under).
+    let lower = name.to_ascii_lowercase();
+    let agent_prefix = format!("{}-", crate::domain::agent::SPEC.id_prefix);
+    if lower.starts_with(&agent_prefix) || lower == "system" || lower == "anonymous" {
+        return Err(ApiError::field(
+            "name",
+            format!("name: \"{name}\" is reserved (agent ids {agent_prefix}…, system, anonymous)"),
+        ));
+    }
+    Ok(())
 }
 
 async fn audit_key(state: &AppState, req: &HttpRequest, action: &str, key: &api_keys::ApiKey) {
@@ -65,6 +75,21 @@ async fn audit_key(state: &AppState, req: &HttpRequest, action: &str, key: &api_
     };
     if let Err(e) = audit::append_alone(&state.store, &entry, &state.clock.now_text()).await {
         tracing::warn!(error = %e, key_id = %key.id, "could not audit an API key change");
+    }
+}
+
+/// Closes the agent sessions `key` opened: all of its agent's for an agent key, the ones an
+/// admin opened with it otherwise.
+fn close_sessions(state: &AppState, key: &api_keys::ApiKey, reason: &'static str) {
+    match &key.agent_id {
+        Some(agent_id) => state.agent_hub.do_send(Disconnect {
+            agent_id: agent_id.clone(),
+            reason,
+        }),
+        None => state.agent_hub.do_send(DisconnectKey {
+            key_id: key.id.clone(),
+            reason,
+        }),
     }
 }
 
@@ -167,7 +192,7 @@ async fn get(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(find(&state, &id).await?))
 }
 
-/// `DELETE /api-keys/{id}` → 204. Revoking the last live admin key is refused (409), so
+/// `DELETE /api-keys/{id}` → 204. Revoking the last working admin key is refused (409), so
 /// nobody locks the installation out of its own administration by accident.
 async fn revoke(
     req: HttpRequest,
@@ -179,14 +204,18 @@ async fn revoke(
         return Ok(HttpResponse::NoContent().finish());
     }
     if key.role == Role::Admin.as_str() {
-        let admins = api_keys::list(&state.store, false)
+        // Another admin key must still authenticate afterwards: an expired one administers
+        // nothing.
+        let now = state.clock.now_text();
+        let other_admins = api_keys::list(&state.store, false)
             .await?
             .into_iter()
-            .filter(|k| k.role == Role::Admin.as_str())
+            .filter(|k| k.id != key.id && k.role == Role::Admin.as_str())
+            .filter(|k| k.expires_at.as_deref().is_none_or(|e| e > now.as_str()))
             .count();
-        if admins <= 1 {
+        if other_admins == 0 {
             return Err(ApiError::Conflict(
-                "this is the last live admin key; create another admin key first".into(),
+                "this is the last working admin key; create another admin key first".into(),
             ));
         }
     }
@@ -194,12 +223,7 @@ async fn revoke(
         return Ok(HttpResponse::NoContent().finish());
     }
     audit_key(&state, &req, "api_key_revoked", &key).await;
-    if let Some(agent_id) = &key.agent_id {
-        state.agent_hub.do_send(Disconnect {
-            agent_id: agent_id.clone(),
-            reason: "API key revoked",
-        });
-    }
+    close_sessions(&state, &key, "API key revoked");
     tracing::info!(key_id = %key.id, name = %key.name, "API key revoked");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -222,12 +246,7 @@ async fn rotate(
         .await?
         .ok_or_else(|| StoreError::Conflict(format!("API key {id} was revoked meanwhile")))?;
     audit_key(&state, &req, "api_key_rotated", &rotated).await;
-    if let Some(agent_id) = &key.agent_id {
-        // The old secret is dead, and so is any session opened with it.
-        state.agent_hub.do_send(Disconnect {
-            agent_id: agent_id.clone(),
-            reason: "API key rotated",
-        });
-    }
+    // The old secret is dead, and so is any session opened with it.
+    close_sessions(&state, &key, "API key rotated");
     Ok(HttpResponse::Ok().json(json!({"api_key": rotated, "key": secret})))
 }

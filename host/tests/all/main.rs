@@ -2,6 +2,7 @@
 //! Every test starts real server processes (see `support`).
 
 mod abuse;
+mod access_control;
 mod acme;
 mod acme_ari;
 mod agent_heartbeat;
