@@ -7,14 +7,18 @@
 //! and `replaces` on the renewal's newOrder) and certificate profiles (`profile` on newOrder).
 //!
 //! Settings come from the issuer config JSON; `CERTCTL_ACME_*` environment variables supply
-//! defaults for settings the config leaves out. The reference implementation's names
-//! (`eab_hmac`, `http_port`, `dns_propagation_wait`, `CERTCTL_ACME_EAB_HMAC`) are aliases.
+//! defaults for settings the config leaves out (`config.rs`). Executables (DNS hooks),
+//! listen addresses (HTTP-01) and CA bundle files are operator configuration referenced by
+//! name (`operator.rs`, `CERTCTL_ACME_HOOKS`); every request to the ACME server goes
+//! through the outbound guard (`client.rs`, `CERTCTL_OUTBOUND_ALLOW`).
 
 mod account;
 mod ari;
+mod client;
 mod config;
 mod connector;
 mod dns;
+pub mod operator;
 mod order;
 pub mod responder;
 
@@ -23,6 +27,7 @@ use std::sync::Arc;
 pub use ari::ari_id;
 pub use config::{AcmeConfig, ChallengeKind};
 pub use connector::AcmeIssuer;
+pub use operator::{OperatorSettings, OperatorSettingsError};
 pub use order::parse_chain;
 
 use crate::issuer::IssuerConnector;

@@ -12,14 +12,7 @@ use crate::issuer::ConnectorError;
 
 impl AcmeIssuer {
     pub(super) fn builder(&self) -> Result<instant_acme::AccountBuilder, ConnectorError> {
-        match &self.config.ca_bundle_path {
-            Some(p) => Account::builder_with_root(p).map_err(|e| {
-                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
-            }),
-            None => Account::builder().map_err(|e| {
-                ConnectorError::Config(format!("no TLS trust roots for the ACME server: {e}"))
-            }),
-        }
+        Ok(Account::builder_with_http(Box::new(self.http.clone())))
     }
 
     /// The account: restored from the data dir, or registered once and persisted (0600).
@@ -193,7 +186,9 @@ mod tests {
     #[test]
     fn the_account_is_keyed_by_directory_eab_and_contact() {
         let none = env(&[]);
-        let cfg = |v: serde_json::Value| AcmeConfig::parse(&v, &none).expect("valid");
+        let operator =
+            crate::acme::OperatorSettings::load(None, &|_| None).expect("built-in defaults");
+        let cfg = |v: serde_json::Value| AcmeConfig::parse(&v, &none, &operator).expect("valid");
         let d = "https://acme.example/dir";
         let base = account_key(&cfg(serde_json::json!({"directory_url": d})));
         assert_eq!(

@@ -1,13 +1,17 @@
 //! ACME Renewal Information (RFC 9773): the certificate's ARI id, and the renewalInfo
-//! fetch for answers instant-acme cannot report (no Retry-After).
+//! fetch for answers instant-acme cannot report (no Retry-After), over the issuer's own
+//! guarded HTTP client.
 
 use std::time::Duration;
 
-use instant_acme::CertificateIdentifier;
+use instant_acme::{BodyWrapper, CertificateIdentifier, HttpClient};
 use serde_json::Value;
 
 use super::connector::AcmeIssuer;
 use crate::issuer::{ConnectorError, RenewalWindow};
+
+/// How long each of the two requests may take (and reading its body).
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The certificate's ARI id (RFC 9773 §4.1); `None` when it has no Authority Key Identifier
 /// or does not parse.
@@ -36,41 +40,37 @@ impl AcmeIssuer {
         let failed = |e: String| {
             ConnectorError::Unavailable(format!("ACME server {dir}: renewalInfo for {id}: {e}"))
         };
-        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if let Some(p) = &self.config.ca_bundle_path {
-            let pem = std::fs::read(p).map_err(|e| {
-                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
-            })?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                ConnectorError::Config(format!("ca_bundle_path {}: {e}", p.display()))
-            })? {
-                client = client.add_root_certificate(cert);
-            }
+        let get = |url: String| async move {
+            let request = http::Request::get(url.as_str())
+                .body(BodyWrapper::default())
+                .map_err(|e| failed(format!("{url}: {e}")))?;
+            let rsp = tokio::time::timeout(TIMEOUT, HttpClient::request(&self.http, request))
+                .await
+                .map_err(|_| failed(format!("{url}: no answer within {TIMEOUT:?}")))?
+                .map_err(|e| self.unavailable(&format!("renewalInfo for {id}"), &e))?;
+            let status = rsp.parts.status;
+            let mut body = rsp.body;
+            let bytes = tokio::time::timeout(TIMEOUT, body.into_bytes())
+                .await
+                .map_err(|_| failed(format!("{url}: no answer within {TIMEOUT:?}")))?
+                .map_err(|e| failed(format!("{url}: {e}")))?;
+            Ok::<_, ConnectorError>((status, bytes))
+        };
+        let (status, body) = get(dir.clone()).await?;
+        if !status.is_success() {
+            return Err(failed(format!("directory: HTTP {status}")));
         }
-        let client = client.build().map_err(|e| failed(e.to_string()))?;
-        let directory: Value = client
-            .get(dir)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| failed(format!("directory: {e}")))?
-            .json()
-            .await
-            .map_err(|e| failed(format!("directory: {e}")))?;
+        let directory: Value =
+            serde_json::from_slice(&body).map_err(|e| failed(format!("directory: {e}")))?;
         let Some(base) = directory.get("renewalInfo").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let rsp = client
-            .get(format!("{}/{id}", base.trim_end_matches('/')))
-            .send()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        let status = rsp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let (status, body) = get(format!("{}/{id}", base.trim_end_matches('/'))).await?;
+        if status == http::StatusCode::NOT_FOUND {
             tracing::debug!(directory = %dir, ari_id = %id, "renewalInfo: certificate not known to the CA");
             return Ok(None);
         }
-        let body = rsp.text().await.unwrap_or_default();
+        let body = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
             let detail = serde_json::from_str::<Value>(&body)
                 .ok()

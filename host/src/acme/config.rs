@@ -1,13 +1,19 @@
 //! The issuer config of the ACME connector: the JSON an API caller sets, over the
 //! `CERTCTL_ACME_*` environment defaults, parsed and checked into [`AcmeConfig`]. The
-//! reference implementation's names (`eab_hmac`, `http_port`, `dns_propagation_wait`,
+//! reference implementation's names (`eab_hmac`, `dns_propagation_wait`,
 //! `CERTCTL_ACME_EAB_HMAC`) are aliases.
+//!
+//! What the server runs, listens on or reads (DNS hook executables, the HTTP-01 listen
+//! address, CA bundle files) is never taken from the config: it only names entries the
+//! operator configured ([`super::operator`]), and the old fields that carried a path or an
+//! address (`dns_present_script`, `dns_cleanup_script`, `http01_listen`, `http_port`,
+//! `ca_bundle_path`) are refused with the name to use instead.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::operator::{CaBundle, DnsHook, OperatorSettings};
 use crate::issuer::ConnectorError;
 
 /// How a challenge is answered.
@@ -47,7 +53,9 @@ pub struct AcmeConfig {
     pub terms_of_service_agreed: bool,
     /// Challenge type.
     pub challenge_type: ChallengeKind,
-    /// Address the HTTP-01 responder binds (`host:port`).
+    /// The operator's HTTP-01 listener named by the config (`default` when it names none).
+    pub http01_listener: String,
+    /// The address that listener binds (`host:port`).
     pub http01_listen: String,
     /// Keep the HTTP-01 responder up between orders.
     pub http01_keep_running: bool,
@@ -55,15 +63,14 @@ pub struct AcmeConfig {
     pub eab_kid: Option<String>,
     /// EAB HMAC key (base64url).
     pub eab_hmac_key: Option<String>,
-    /// PEM file with the ACME server's TLS root (private ACME servers).
-    pub ca_bundle_path: Option<PathBuf>,
+    /// The operator's CA bundle trusted for the ACME server's TLS (private ACME servers),
+    /// instead of the platform's roots.
+    pub ca_bundle: Option<CaBundle>,
     /// Profile to request on newOrder; the directory must advertise it.
     pub profile: Option<String>,
-    /// Script that publishes a DNS TXT record.
-    pub dns_present_script: Option<PathBuf>,
-    /// Script that removes it (DNS-01).
-    pub dns_cleanup_script: Option<PathBuf>,
-    /// Timeout for one script run.
+    /// The operator's DNS hook publishing (and removing) the TXT records (DNS challenges).
+    pub dns_hook: Option<DnsHook>,
+    /// Timeout for one hook run.
     pub dns_script_timeout: Duration,
     /// Wait after publishing before asking the CA to validate.
     pub dns_propagation_wait: Duration,
@@ -80,14 +87,13 @@ const KNOWN: &[&str] = &[
     "email",
     "terms_of_service_agreed",
     "challenge_type",
-    "http01_listen",
+    "http01_listener",
     "http01_keep_running",
     "eab_kid",
     "eab_hmac_key",
-    "ca_bundle_path",
+    "ca_bundle",
     "profile",
-    "dns_present_script",
-    "dns_cleanup_script",
+    "dns_hook",
     "dns_script_timeout_seconds",
     "dns_propagation_wait_seconds",
     "order_timeout_seconds",
@@ -95,9 +101,45 @@ const KNOWN: &[&str] = &[
     "ari_enabled",
     // The reference implementation's names, accepted as aliases.
     "eab_hmac",
-    "http_port",
     "dns_propagation_wait",
 ];
+
+/// Fields that used to carry an executable, a listen address or a file path, and the
+/// field naming an operator-configured entry instead.
+const OPERATOR_ONLY: &[(&str, &str, &str)] = &[
+    (
+        "dns_present_script",
+        "dns_hook",
+        "executables the server runs",
+    ),
+    (
+        "dns_cleanup_script",
+        "dns_hook",
+        "executables the server runs",
+    ),
+    (
+        "http01_listen",
+        "http01_listener",
+        "addresses the server listens on",
+    ),
+    (
+        "http_port",
+        "http01_listener",
+        "addresses the server listens on",
+    ),
+    ("ca_bundle_path", "ca_bundle", "files the server reads"),
+];
+
+/// A string setting naming an operator entry, if the config sets one.
+fn name_setting(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, ConnectorError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_owned())),
+        Some(_) => Err(ConnectorError::Config(format!(
+            "\"{key}\" must be the name of an entry the operator configured"
+        ))),
+    }
+}
 
 fn setting(
     obj: &Map<String, Value>,
@@ -135,28 +177,26 @@ fn parse_secs(key: &str, v: Option<String>, default: u64) -> Result<Duration, Co
     }
 }
 
-fn check_script(key: &str, path: &Path) -> Result<(), ConnectorError> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| ConnectorError::Config(format!("{key} {}: {e}", path.display())))?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(ConnectorError::Config(format!(
-            "{key} {} is not an executable file",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 impl AcmeConfig {
-    /// Reads the config, filling gaps from `lookup` (the process environment in production).
+    /// Reads the config, filling gaps from `lookup` (the process environment in production)
+    /// and resolving the names of operator entries in `operator`.
     pub fn parse(
         config: &Value,
         lookup: &dyn Fn(&str) -> Option<String>,
+        operator: &OperatorSettings,
     ) -> Result<Self, ConnectorError> {
         let obj = config
             .as_object()
             .ok_or_else(|| ConnectorError::Config("config must be a JSON object".into()))?;
+        if let Some((field, instead, what)) = OPERATOR_ONLY
+            .iter()
+            .find(|(field, _, _)| obj.contains_key(*field))
+        {
+            return Err(ConnectorError::Config(format!(
+                "\"{field}\" is not accepted: {what} are operator configuration (CERTCTL_ACME_HOOKS); \
+                 set \"{instead}\" to the name of an entry the operator configured"
+            )));
+        }
         if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return Err(ConnectorError::Config(format!(
                 "unknown setting \"{k}\" for the acme issuer"
@@ -202,28 +242,12 @@ impl AcmeConfig {
             &get("challenge_type", "CERTCTL_ACME_CHALLENGE_TYPE")?
                 .unwrap_or_else(|| "http-01".into()),
         )?;
-        let http01_listen = match get("http01_listen", "CERTCTL_ACME_HTTP01_LISTEN")? {
-            Some(l) if obj.get("http_port").is_some_and(|v| !v.is_null()) => {
-                return Err(ConnectorError::Config(format!(
-                    "set either \"http01_listen\" ({l}) or \"http_port\", not both"
-                )));
-            }
-            Some(l) => l,
-            None => match setting(obj, "http_port", "", &|_| None)? {
-                Some(port) => {
-                    let port: u16 = port.parse().map_err(|_| {
-                        ConnectorError::Config(format!("http_port \"{port}\" is not a port"))
-                    })?;
-                    format!("0.0.0.0:{port}")
-                }
-                None => "0.0.0.0:80".into(),
-            },
-        };
-        if http01_listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConnectorError::Config(format!(
-                "http01_listen \"{http01_listen}\" is not an address:port"
-            )));
-        }
+        let http01_listener =
+            name_setting(obj, "http01_listener")?.unwrap_or_else(|| "default".into());
+        let http01_listen = operator
+            .http01_listener(&http01_listener)
+            .map_err(|e| ConnectorError::Config(format!("http01_listener: {e}")))?
+            .to_string();
         let http01_keep_running =
             match get("http01_keep_running", "CERTCTL_ACME_HTTP01_KEEP_RUNNING")? {
                 Some(v) => parse_bool("http01_keep_running", &v)?,
@@ -247,48 +271,50 @@ impl AcmeConfig {
                 .decode(k.trim_end_matches('='))
                 .map_err(|_| ConnectorError::Config("eab_hmac_key is not base64url".into()))?;
         }
-        let ca_bundle_path = get("ca_bundle_path", "CERTCTL_ACME_CA_BUNDLE")?.map(PathBuf::from);
-        if let Some(p) = &ca_bundle_path
-            && !p.is_file()
-        {
-            return Err(ConnectorError::Config(format!(
-                "ca_bundle_path {} does not exist",
-                p.display()
-            )));
-        }
+        let ca_bundle = match name_setting(obj, "ca_bundle")? {
+            Some(name) => Some(
+                operator
+                    .ca_bundle(&name)
+                    .map_err(|e| ConnectorError::Config(format!("ca_bundle: {e}")))?
+                    .clone(),
+            ),
+            None if operator.has_default_ca_bundle() => operator.ca_bundle("default").ok().cloned(),
+            None => None,
+        };
         let profile = get("profile", "CERTCTL_ACME_PROFILE")?;
-        let dns_present_script =
-            get("dns_present_script", "CERTCTL_ACME_DNS_PRESENT_SCRIPT")?.map(PathBuf::from);
-        let dns_cleanup_script =
-            get("dns_cleanup_script", "CERTCTL_ACME_DNS_CLEANUP_SCRIPT")?.map(PathBuf::from);
-        if challenge_type != ChallengeKind::Http01 {
-            let p = dns_present_script.as_ref().ok_or_else(|| {
-                ConnectorError::Config(format!(
-                    "challenge_type {} needs dns_present_script",
-                    match challenge_type {
-                        ChallengeKind::Dns01 => "dns-01",
-                        _ => "dns-persist-01",
-                    }
-                ))
-            })?;
-            check_script("dns_present_script", p)?;
-        }
-        if let Some(p) = &dns_cleanup_script {
-            check_script("dns_cleanup_script", p)?;
+        let dns_hook = match name_setting(obj, "dns_hook")? {
+            Some(name) => Some(
+                operator
+                    .dns_hook(&name)
+                    .map_err(|e| ConnectorError::Config(format!("dns_hook: {e}")))?
+                    .clone(),
+            ),
+            None if operator.has_default_dns_hook() => operator.dns_hook("default").ok().cloned(),
+            None => None,
+        };
+        if challenge_type != ChallengeKind::Http01 && dns_hook.is_none() {
+            let why = operator.dns_hook("default").err().unwrap_or_default();
+            return Err(ConnectorError::Config(format!(
+                "challenge_type {} needs \"dns_hook\": {why}",
+                match challenge_type {
+                    ChallengeKind::Dns01 => "dns-01",
+                    _ => "dns-persist-01",
+                }
+            )));
         }
         Ok(Self {
             directory_url,
             email: get("email", "CERTCTL_ACME_EMAIL")?,
             terms_of_service_agreed,
             challenge_type,
+            http01_listener,
             http01_listen,
             http01_keep_running,
             eab_kid,
             eab_hmac_key,
-            ca_bundle_path,
+            ca_bundle,
             profile,
-            dns_present_script,
-            dns_cleanup_script,
+            dns_hook,
             dns_script_timeout: parse_secs(
                 "dns_script_timeout_seconds",
                 get(
@@ -337,6 +363,26 @@ mod tests {
         }
     }
 
+    /// The operator settings without a file or variables: only the built-in listener.
+    fn builtin() -> OperatorSettings {
+        OperatorSettings::load(None, &|_| None).expect("defaults")
+    }
+
+    fn operator() -> OperatorSettings {
+        builtin()
+            .with_dns_hook(DnsHook {
+                name: "cloudflare".into(),
+                present: "/usr/local/bin/cf-present".into(),
+                cleanup: None,
+                env: Default::default(),
+            })
+            .with_http01_listener("internal", "127.0.0.1:8402".parse().expect("addr"))
+    }
+
+    fn parse(v: serde_json::Value) -> Result<AcmeConfig, ConnectorError> {
+        AcmeConfig::parse(&v, &env(&[]), &operator())
+    }
+
     #[test]
     fn config_comes_from_json_over_env_defaults() {
         let c = AcmeConfig::parse(
@@ -347,6 +393,7 @@ mod tests {
                 ("CERTCTL_ACME_TOS_AGREED", "true"),
                 ("CERTCTL_ACME_PROFILE", "shortlived"),
             ]),
+            &builtin(),
         )
         .expect("valid");
         assert_eq!(c.directory_url, "https://acme.example/dir");
@@ -354,13 +401,116 @@ mod tests {
         assert!(c.terms_of_service_agreed);
         assert_eq!(c.challenge_type, ChallengeKind::Http01);
         assert_eq!(c.profile.as_deref(), Some("shortlived"));
+        assert_eq!(c.http01_listener, "default");
         assert_eq!(c.http01_listen, "0.0.0.0:80");
+        assert!(c.dns_hook.is_none() && c.ca_bundle.is_none());
+    }
+
+    #[test]
+    fn operator_entries_are_referenced_by_name() {
+        let d = "https://acme.example/dir";
+        let c = parse(
+            serde_json::json!({"directory_url": d, "challenge_type": "dns-01",
+            "dns_hook": "cloudflare", "http01_listener": "internal"}),
+        )
+        .expect("valid");
+        assert_eq!(
+            c.dns_hook.expect("hook").present,
+            std::path::PathBuf::from("/usr/local/bin/cf-present")
+        );
+        assert_eq!(c.http01_listen, "127.0.0.1:8402");
+        // A `default` hook is used when the config names none.
+        let with_default = operator().with_dns_hook(DnsHook {
+            name: "default".into(),
+            present: "/usr/local/bin/default-present".into(),
+            cleanup: None,
+            env: Default::default(),
+        });
+        let c = AcmeConfig::parse(
+            &serde_json::json!({"directory_url": d, "challenge_type": "dns-01"}),
+            &env(&[]),
+            &with_default,
+        )
+        .expect("valid");
+        assert_eq!(c.dns_hook.expect("hook").name, "default");
+    }
+
+    #[test]
+    fn paths_and_addresses_in_the_config_are_refused_with_the_field_named() {
+        let d = "https://acme.example/dir";
+        for (field, value, instead) in [
+            (
+                "dns_present_script",
+                serde_json::json!("/tmp/x.sh"),
+                "dns_hook",
+            ),
+            (
+                "dns_cleanup_script",
+                serde_json::json!("/tmp/y.sh"),
+                "dns_hook",
+            ),
+            (
+                "http01_listen",
+                serde_json::json!("0.0.0.0:80"),
+                "http01_listener",
+            ),
+            ("http_port", serde_json::json!(8080), "http01_listener"),
+            (
+                "ca_bundle_path",
+                serde_json::json!("/etc/passwd"),
+                "ca_bundle",
+            ),
+        ] {
+            let mut config = serde_json::json!({"directory_url": d, "challenge_type": "dns-01",
+                "dns_hook": "cloudflare"});
+            config[field] = value;
+            let Err(ConnectorError::Config(m)) = parse(config) else {
+                panic!("{field} accepted");
+            };
+            assert!(
+                m.contains(&format!("\"{field}\" is not accepted"))
+                    && m.contains(&format!("\"{instead}\""))
+                    && m.contains("operator configuration"),
+                "{field}: {m}"
+            );
+        }
+        // A name the operator did not configure: which names exist.
+        for (field, value, listed) in [
+            ("dns_hook", "/bin/sh", "configured: cloudflare"),
+            (
+                "http01_listener",
+                "0.0.0.0:8080",
+                "configured: default, internal",
+            ),
+            ("ca_bundle", "/etc/ssl/certs/ca.pem", "configured: none"),
+        ] {
+            let mut config = serde_json::json!({"directory_url": d});
+            config[field] = serde_json::json!(value);
+            let Err(ConnectorError::Config(m)) = parse(config) else {
+                panic!("{field}={value} accepted");
+            };
+            assert!(
+                m.starts_with(field) && m.contains(&format!("\"{value}\"")) && m.contains(listed),
+                "{field}: {m}"
+            );
+        }
+        // A DNS challenge needs a hook.
+        let Err(ConnectorError::Config(m)) = AcmeConfig::parse(
+            &serde_json::json!({"directory_url": d, "challenge_type": "dns-01"}),
+            &env(&[]),
+            &builtin(),
+        ) else {
+            panic!("no hook accepted");
+        };
+        assert!(
+            m.contains("needs \"dns_hook\"") && m.contains("configured: none"),
+            "{m}"
+        );
     }
 
     #[test]
     fn bad_configs_are_refused_with_the_setting_named() {
-        let none = env(&[]);
-        let err = |v: serde_json::Value| match AcmeConfig::parse(&v, &none) {
+        let err = |v: serde_json::Value| match parse(v) {
             Err(ConnectorError::Config(m)) => m,
             other => panic!("expected a config error, got {other:?}"),
         };
@@ -371,54 +521,24 @@ mod tests {
             err(serde_json::json!({"directory_url": d, "challenge_type": "tls-alpn-01"}))
                 .contains("challenge_type")
         );
-        assert!(
-            err(serde_json::json!({"directory_url": d, "challenge_type": "dns-01"}))
-                .contains("dns_present_script")
-        );
-        assert!(
-            err(
-                serde_json::json!({"directory_url": d, "challenge_type": "dns-01",
-                "dns_present_script": "/nonexistent/script"})
-            )
-            .contains("/nonexistent/script")
-        );
-        let plain = tempfile::NamedTempFile::new().expect("temp file");
-        assert!(
-            err(
-                serde_json::json!({"directory_url": d, "dns_present_script": plain.path(),
-                "challenge_type": "dns-01"})
-            )
-            .contains("not an executable")
-        );
         assert!(err(serde_json::json!({"directory_url": d, "eab_kid": "k"})).contains("together"));
         assert!(
             err(serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac_key": "!!"}))
                 .contains("base64url")
         );
-        assert!(
-            err(serde_json::json!({"directory_url": d, "ca_bundle_path": "/nonexistent.pem"}))
-                .contains("ca_bundle_path")
-        );
-        assert!(
-            err(serde_json::json!({"directory_url": d, "http01_listen": "nope"}))
-                .contains("http01_listen")
-        );
+        assert!(err(serde_json::json!({"directory_url": d, "dns_hook": 7})).contains("dns_hook"));
     }
 
     #[test]
     fn reference_names_are_accepted_as_aliases() {
         let d = "https://acme.example/dir";
         let hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
-        let none = env(&[]);
-        let c = AcmeConfig::parse(
-            &serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac": hmac,
-                "http_port": 8080, "dns_propagation_wait": 30,
-                "dns_persist_issuer_domain": "LetsEncrypt.org."}),
-            &none,
+        let c = parse(
+            serde_json::json!({"directory_url": d, "eab_kid": "k", "eab_hmac": hmac,
+            "dns_propagation_wait": 30, "dns_persist_issuer_domain": "LetsEncrypt.org."}),
         )
         .expect("valid");
         assert_eq!(c.eab_hmac_key.as_deref(), Some(hmac));
-        assert_eq!(c.http01_listen, "0.0.0.0:8080");
         assert_eq!(c.dns_propagation_wait, Duration::from_secs(30));
         assert_eq!(
             c.dns_persist_issuer_domain.as_deref(),
@@ -435,6 +555,7 @@ mod tests {
                 ("CERTCTL_ACME_DNS_PERSIST_ISSUER_DOMAIN", "ca.example"),
                 ("CERTCTL_ACME_ARI_ENABLED", "false"),
             ]),
+            &builtin(),
         )
         .expect("valid");
         assert_eq!(c.eab_hmac_key.as_deref(), Some("cmVm"));
@@ -448,12 +569,13 @@ mod tests {
                 ("CERTCTL_ACME_EAB_HMAC_KEY", "b3Vycw"),
                 ("CERTCTL_ACME_ARI_ENABLED", "false"),
             ]),
+            &builtin(),
         )
         .expect("valid");
         assert_eq!(c.eab_hmac_key.as_deref(), Some("b3Vycw"), "our name wins");
         assert!(c.ari_enabled, "the config wins over the environment");
 
-        let err = |v: serde_json::Value| match AcmeConfig::parse(&v, &none) {
+        let err = |v: serde_json::Value| match parse(v) {
             Err(ConnectorError::Config(m)) => m,
             other => panic!("expected a config error, got {other:?}"),
         };
@@ -461,14 +583,6 @@ mod tests {
             err(serde_json::json!({"directory_url": d, "eab_kid": "k",
                 "eab_hmac": hmac, "eab_hmac_key": hmac}))
             .contains("not both")
-        );
-        assert!(
-            err(serde_json::json!({"directory_url": d, "http_port": 80,
-                "http01_listen": "0.0.0.0:80"}))
-            .contains("not both")
-        );
-        assert!(
-            err(serde_json::json!({"directory_url": d, "http_port": "x"})).contains("http_port")
         );
         assert!(
             err(serde_json::json!({"directory_url": d, "ari_enabled": "maybe"}))

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::account::{account_key, write_private};
 use super::ari::ari_id;
+use super::client::{self, AcmeHttp};
 use super::config::AcmeConfig;
 use super::order::leaf_der;
 use super::responder;
@@ -26,6 +27,8 @@ pub struct AcmeIssuer {
     pub(super) account_file: PathBuf,
     pub(super) account: tokio::sync::Mutex<Option<Account>>,
     pub(super) responder: responder::Responder,
+    /// HTTP to the ACME server, through the outbound guard.
+    pub(super) http: AcmeHttp,
     /// Leaf DER by serial, for revocation of certificates this connector issued.
     issued: Mutex<HashMap<String, Vec<u8>>>,
     /// The last issuing chain seen (for `ca_chain`).
@@ -41,16 +44,23 @@ impl std::fmt::Debug for AcmeIssuer {
 }
 
 impl AcmeIssuer {
-    /// Validates the config (with `CERTCTL_ACME_*` defaults) and prepares the connector; the
-    /// account is registered on first use.
+    /// Validates the config (with `CERTCTL_ACME_*` defaults and the operator's named
+    /// entries), checks the directory URL against the outbound guard (scheme, port, host
+    /// grants; the address of an IP literal) and prepares the connector; the account is
+    /// registered on first use.
     pub fn from_config(config: &Value, ctx: &ConnectorContext) -> Result<Self, ConnectorError> {
-        let config = AcmeConfig::parse(config, &|k| std::env::var(k).ok())?;
+        let config = AcmeConfig::parse(config, &|k| std::env::var(k).ok(), &ctx.acme)?;
+        ctx.outbound
+            .check_url(&config.directory_url)
+            .map_err(|refusal| ConnectorError::Config(format!("directory_url: {refusal}")))?;
+        let http = client::build(ctx.outbound.clone(), config.ca_bundle.as_ref())?;
         let account_file = ctx
             .data_dir
             .join("acme")
             .join(format!("account-{}.json", account_key(&config)));
         Ok(Self {
             responder: responder::Responder::new(config.http01_listen.clone()),
+            http,
             config,
             account_file,
             account: tokio::sync::Mutex::new(None),
@@ -60,6 +70,13 @@ impl AcmeIssuer {
     }
 
     pub(super) fn unavailable(&self, what: &str, e: &instant_acme::Error) -> ConnectorError {
+        if let Some(refusal) = client::refusal(e) {
+            // The outbound guard said no: not transient, and the rule says how to fix it.
+            return ConnectorError::Config(format!(
+                "ACME server {}: {what}: {refusal}",
+                self.config.directory_url
+            ));
+        }
         ConnectorError::Unavailable(format!(
             "ACME server {}: {what}: {e}",
             self.config.directory_url
@@ -243,5 +260,85 @@ impl AcmeIssuer {
     /// The persisted account file.
     pub fn account_file(&self) -> &Path {
         &self.account_file
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use certctl_core::outbound::{Destination, OutboundGuard, Policy, StaticResolver};
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    /// A context whose guard resolves the test names to refused addresses (nothing is ever
+    /// sent to them: the refusal comes before any connection).
+    fn context(dir: &Path, grants: &str) -> ConnectorContext {
+        let ca = crate::pki::local_ca::LocalCa::load_or_create(&dir.join("ca")).expect("CA");
+        let mut ctx = ConnectorContext::new(Arc::new(ca), dir.to_path_buf());
+        let resolver = StaticResolver::default()
+            .with("metadata.test", &[ip("169.254.169.254")])
+            .with("internal.test", &[ip("10.0.0.1")]);
+        ctx.outbound = OutboundGuard::new(Policy::public_https(
+            Policy::parse_list(grants).expect("grants"),
+            "CERTCTL_OUTBOUND_ALLOW",
+        ))
+        .with_resolver(Arc::new(resolver));
+        ctx
+    }
+
+    fn config(host: &str) -> Value {
+        serde_json::json!({"directory_url": format!("https://{host}/dir"), "terms_of_service_agreed": true})
+    }
+
+    #[tokio::test]
+    async fn a_directory_resolving_to_metadata_or_private_addresses_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (host, address, range) in [
+            ("metadata.test", "169.254.169.254", "cloud metadata"),
+            ("internal.test", "10.0.0.1", "private"),
+        ] {
+            let ctx = context(dir.path(), "");
+            // A name: accepted at create (decided after DNS)…
+            let issuer = AcmeIssuer::from_config(&config(host), &ctx).expect("valid config");
+            // …refused when the account is registered, before any connection.
+            let Err(err) = issuer.account().await else {
+                panic!("{host}: the account was registered");
+            };
+            let ConnectorError::Config(message) = &err else {
+                panic!("not a config error: {err:?}");
+            };
+            assert!(
+                message.contains(host)
+                    && message.contains(address)
+                    && message.contains(range)
+                    && message.contains("CERTCTL_OUTBOUND_ALLOW"),
+                "{message}"
+            );
+            assert!(!err.is_retryable(), "{err}");
+            // The address itself as the directory: refused at create.
+            let err = AcmeIssuer::from_config(&config(address), &ctx).expect_err("refused");
+            assert!(
+                matches!(&err, ConnectorError::Config(m) if m.starts_with("directory_url") && m.contains(range)),
+                "{err:?}"
+            );
+
+            // With the operator's grant of the name, the address or the range, the guard
+            // allows that address (the decision only: nothing connects to it here).
+            for grant in [host.to_owned(), address.to_owned(), format!("{address}/16")] {
+                let ctx = context(dir.path(), &grant);
+                AcmeIssuer::from_config(&config(host), &ctx).expect("valid config");
+                let destination =
+                    Destination::parse_url(&format!("https://{host}/dir")).expect("url");
+                let allowed = ctx.outbound.resolve(&destination).await.expect("allowed");
+                assert_eq!(allowed.len(), 1);
+                assert_eq!(allowed[0].ip(), ip(address), "{grant}");
+            }
+        }
     }
 }

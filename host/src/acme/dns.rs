@@ -1,14 +1,20 @@
-//! DNS-01 and DNS-PERSIST-01: the TXT records the operator's scripts publish and remove,
-//! and running those scripts.
+//! DNS-01 and DNS-PERSIST-01: the TXT records the operator's DNS hook publishes and
+//! removes, and running the hook: without a shell, with a cleared environment holding only
+//! `PATH` ([`HOOK_PATH`]), the record's `CERTCTL_DNS_DOMAIN`, `CERTCTL_DNS_FQDN`,
+//! `CERTCTL_DNS_VALUE`, `CERTCTL_DNS_TOKEN`, and the hook's own `env` table from the
+//! operator's settings.
 
 use std::path::Path;
 
 use super::connector::AcmeIssuer;
+use super::operator::{DnsHook, HOOK_PATH};
 use crate::issuer::ConnectorError;
 
 impl AcmeIssuer {
+    /// Runs `script` (the hook's present or cleanup executable) for `record`.
     pub(super) async fn run_script(
         &self,
+        hook: &DnsHook,
         script: &Path,
         record: &DnsRecord,
         token: &str,
@@ -19,7 +25,10 @@ impl AcmeIssuer {
             value,
         } = record;
         let mut cmd = tokio::process::Command::new(script);
-        cmd.env("CERTCTL_DNS_DOMAIN", domain)
+        cmd.env_clear()
+            .envs(&hook.env)
+            .env("PATH", HOOK_PATH)
+            .env("CERTCTL_DNS_DOMAIN", domain)
             .env("CERTCTL_DNS_FQDN", fqdn)
             .env("CERTCTL_DNS_VALUE", value)
             .env("CERTCTL_DNS_TOKEN", token)
@@ -29,15 +38,23 @@ impl AcmeIssuer {
             .await
             .map_err(|_| {
                 ConnectorError::Unavailable(format!(
-                    "DNS script {} timed out after {:?}",
+                    "DNS hook {} ({}) timed out after {:?}",
+                    hook.name,
                     script.display(),
                     self.config.dns_script_timeout
                 ))
             })?
-            .map_err(|e| ConnectorError::Config(format!("DNS script {}: {e}", script.display())))?;
+            .map_err(|e| {
+                ConnectorError::Config(format!(
+                    "DNS hook {} ({}): {e}",
+                    hook.name,
+                    script.display()
+                ))
+            })?;
         if !out.status.success() {
             return Err(ConnectorError::Unavailable(format!(
-                "DNS script {} failed ({}): {}",
+                "DNS hook {} ({}) failed ({}): {}",
+                hook.name,
                 script.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()

@@ -92,10 +92,12 @@ impl AcmeIssuer {
         let result = self
             .solve_and_finalize(&mut order, req, account.id(), &mut cleanups)
             .await;
-        if let Some(script) = &self.config.dns_cleanup_script {
+        if let Some(hook) = &self.config.dns_hook
+            && let Some(script) = &hook.cleanup
+        {
             for (record, token) in &cleanups {
-                if let Err(e) = self.run_script(script, record, token).await {
-                    tracing::warn!(error = %e, "DNS cleanup script failed");
+                if let Err(e) = self.run_script(hook, script, record, token).await {
+                    tracing::warn!(error = %e, "DNS cleanup hook failed");
                 }
             }
         }
@@ -182,10 +184,12 @@ impl AcmeIssuer {
                             DnsRecord::persist(&domain, issuer, account_uri)
                         };
                         let token = challenge.token.clone();
-                        let script = self.config.dns_present_script.as_ref().ok_or_else(|| {
-                            ConnectorError::Config("dns_present_script is not set".into())
-                        })?;
-                        self.run_script(script, &record, &token).await?;
+                        let hook =
+                            self.config.dns_hook.as_ref().ok_or_else(|| {
+                                ConnectorError::Config("dns_hook is not set".into())
+                            })?;
+                        self.run_script(hook, &hook.present, &record, &token)
+                            .await?;
                         // The persistent record stays: it authorizes later orders too.
                         if wanted == ChallengeType::Dns01 {
                             cleanups.push((record, token));

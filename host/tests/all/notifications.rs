@@ -931,7 +931,7 @@ async fn digest_loop_sends_after_each_interval_only_when_enabled() {
 // ---------------------------------------------------------------------------------------
 
 /// Runs the server binary until it exits (it must, within 30 s); answers its output.
-fn failed_start(env: &[(&str, &str)]) -> String {
+pub(crate) fn failed_start(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_certctl-server"));
     cmd.env_clear()
