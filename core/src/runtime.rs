@@ -12,8 +12,10 @@
 //! - no filesystem, environment, clock-free sockets or network beyond what the
 //!   operator granted: files through the `files` interface (confined to granted
 //!   directories), commands by name through `commands` (argv from the grant),
-//!   outbound HTTP through `wasi:http` and e-mail through `smtp` (both filtered by
-//!   granted hosts);
+//!   outbound HTTP through `wasi:http` and e-mail through `smtp` (both through the
+//!   outbound guard, [`crate::outbound`], over the granted hosts: https only unless
+//!   granted `http://`, granted ports, no loopback/private/metadata address unless a
+//!   grant names it);
 //! - a trap, timeout or out-of-memory fails that call with a typed error and
 //!   nothing else; the next call gets a new instance.
 //!

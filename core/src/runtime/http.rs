@@ -7,7 +7,8 @@
 //! code `HTTP-request-denied` and is recorded as a denial.
 //!
 //! Not the wasmtime default sender, because that one resolves the name itself when it
-//! connects; the exchange below is the same HTTP/1.1 client otherwise.
+//! connects; the exchange below is the same HTTP/1.1 client otherwise, except that there is
+//! no between-bytes timeout of its own (the call's deadline bounds reading the body).
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
