@@ -12,8 +12,10 @@
 //! - no filesystem, environment, clock-free sockets or network beyond what the
 //!   operator granted: files through the `files` interface (confined to granted
 //!   directories), commands by name through `commands` (argv from the grant),
-//!   outbound HTTP through `wasi:http` and e-mail through `smtp` (both filtered by
-//!   granted hosts);
+//!   outbound HTTP through `wasi:http` and e-mail through `smtp` (both through the
+//!   outbound guard, [`crate::outbound`], over the granted hosts: https only unless
+//!   granted `http://`, granted ports, no loopback/private/metadata address unless a
+//!   grant names it);
 //! - a trap, timeout or out-of-memory fails that call with a typed error and
 //!   nothing else; the next call gets a new instance.
 //!
@@ -104,6 +106,9 @@ pub struct RuntimeConfig {
     /// the webpki roots (a private mail relay's CA). Certificates are always verified;
     /// there is no switch to turn that off.
     pub smtp_ca_bundle: Option<PathBuf>,
+    /// How the outbound guard resolves names for plugins' HTTP and SMTP (the system
+    /// resolver; tests inject a [`crate::outbound::StaticResolver`]).
+    pub resolver: Arc<dyn crate::outbound::Resolver>,
 }
 
 impl Default for RuntimeConfig {
@@ -115,6 +120,7 @@ impl Default for RuntimeConfig {
             worker_threads: 2,
             max_concurrent_calls: 64,
             smtp_ca_bundle: None,
+            resolver: Arc::new(crate::outbound::SystemResolver),
         }
     }
 }
@@ -142,8 +148,8 @@ pub(crate) struct Shared {
     config: RuntimeConfig,
     /// One permit per instance the pool can hold: calls beyond it wait their turn.
     slots: tokio::sync::Semaphore,
-    /// STARTTLS client configuration of the `smtp` interface.
-    smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// TLS configurations and the resolver of the outbound guard.
+    net: host::Network,
     target_linker: Linker<HostState>,
     server_linker: Linker<HostState>,
 }
@@ -170,7 +176,11 @@ impl PluginRuntime {
                 build_engine(&config, false).map_err(|e| setup(&e))?
             }
         };
-        let smtp_tls = smtp::tls_config(config.smtp_ca_bundle.as_deref())?;
+        let net = host::Network {
+            smtp_tls: smtp::tls_config(config.smtp_ca_bundle.as_deref())?,
+            http_tls: smtp::tls_config(None)?,
+            resolver: config.resolver.clone(),
+        };
         let target_linker = linker(&engine, true).map_err(|e| setup(&e))?;
         let server_linker = linker(&engine, false).map_err(|e| setup(&e))?;
         if let Some(dir) = &config.cache_dir {
@@ -205,7 +215,7 @@ impl PluginRuntime {
                 shared: Arc::new(Shared {
                     engine,
                     slots: tokio::sync::Semaphore::new(config.max_concurrent_calls.max(1) as usize),
-                    smtp_tls,
+                    net,
                     config,
                     target_linker,
                     server_linker,
@@ -338,7 +348,7 @@ impl Inner {
                     plugin.caps.clone(),
                     memory,
                     deadline,
-                    shared.smtp_tls.clone(),
+                    &shared.net,
                 );
                 let mut store = Store::new(&shared.engine, state);
                 store.limiter(|state| &mut state.limiter);

@@ -584,10 +584,7 @@ async fn crl_bench() -> anyhow::Result<()> {
         &Actor::system(),
     )
     .await?;
-    let ctx = ConnectorContext {
-        local_ca: ca,
-        data_dir: path.clone(),
-    };
+    let ctx = ConnectorContext::new(ca, path.clone());
     let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
     registry
         .send(Rebuild)

@@ -240,6 +240,15 @@ pub struct Config {
     /// Notification channels (SMTP, webhook, Slack, Teams, PagerDuty, OpsGenie), routes, digest.
     #[command(flatten)]
     pub notifications: crate::notifier::channels::NotificationSettings,
+    /// The operator's ACME settings (TOML): DNS hooks, HTTP-01 listeners and CA bundles that
+    /// issuer configs reference by name (see `acme/operator.rs`).
+    #[arg(long, env = "CERTCTL_ACME_HOOKS")]
+    pub acme_hooks: Option<PathBuf>,
+    /// Outbound grants for the server's own fetches (ACME), comma-separated: hosts,
+    /// addresses or CIDR ranges (`127.0.0.1:*`, `10.0.0.0/8`, `http://ca.internal:8080`)
+    /// allowed beyond public https on port 443.
+    #[arg(long, env = "CERTCTL_OUTBOUND_ALLOW", default_value = "")]
+    pub outbound_allow: String,
     /// Directory of the built web dashboard, served at `/` (default `web/dist`, relative to the working directory).
     #[arg(long, env = "CERTCTL_WEB_DIR", default_value = "web/dist")]
     pub web_dir: PathBuf,

@@ -176,14 +176,38 @@ pub trait IssuerConnector: Send + Sync + 'static {
     }
 }
 
-/// Shared resources connectors may need (the Local CA, the data dir).
+/// Shared resources connectors may need (the Local CA, the data dir, the operator's ACME
+/// settings, the outbound guard).
 #[derive(Clone)]
 pub struct ConnectorContext {
     /// The server's Local CA (self-signed or sub-CA).
     pub local_ca: Arc<crate::pki::local_ca::LocalCa>,
     /// The server's data directory (connector state such as the ACME account key).
     pub data_dir: std::path::PathBuf,
+    /// The operator's DNS hooks, HTTP-01 listeners and CA bundles (`CERTCTL_ACME_HOOKS`),
+    /// which ACME issuer configs reference by name.
+    pub acme: Arc<crate::acme::OperatorSettings>,
+    /// The guard of the server's own fetches (`CERTCTL_OUTBOUND_ALLOW`).
+    pub outbound: certctl_core::outbound::OutboundGuard,
 }
+
+impl ConnectorContext {
+    /// A context without operator ACME entries (but the built-in HTTP-01 listener) and
+    /// with an outbound guard that allows public https on port 443 only.
+    pub fn new(local_ca: Arc<crate::pki::local_ca::LocalCa>, data_dir: std::path::PathBuf) -> Self {
+        Self {
+            local_ca,
+            data_dir,
+            acme: Arc::new(crate::acme::OperatorSettings::builtin()),
+            outbound: certctl_core::outbound::OutboundGuard::new(
+                certctl_core::outbound::Policy::public_https(Vec::new(), OUTBOUND_ALLOW),
+            ),
+        }
+    }
+}
+
+/// The variable holding the operator's grants for the server's own fetches.
+pub const OUTBOUND_ALLOW: &str = "CERTCTL_OUTBOUND_ALLOW";
 
 impl std::fmt::Debug for ConnectorContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

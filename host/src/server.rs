@@ -93,6 +93,12 @@ pub enum StartError {
     /// unusable (the message names the variable).
     #[error("config encryption: {0}")]
     ConfigEncryption(#[from] crate::secrets::startup::SetupError),
+    /// The operator's ACME settings (`CERTCTL_ACME_HOOKS` and friends) are unusable.
+    #[error("{0}")]
+    AcmeSettings(#[from] crate::acme::OperatorSettingsError),
+    /// `CERTCTL_OUTBOUND_ALLOW` holds a grant that does not parse.
+    #[error("CERTCTL_OUTBOUND_ALLOW: {0}")]
+    OutboundAllow(#[from] certctl_core::outbound::GrantError),
 }
 
 fn cors(origins: &str) -> Cors {
@@ -212,10 +218,17 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             "CERTCTL_KEYGEN_MODE=server: private keys are generated on the server (demo only); use agent mode in production"
         );
     }
-    let connector_ctx = ConnectorContext {
-        local_ca: Arc::new(local_ca),
-        data_dir: config.data_dir.clone(),
-    };
+    let mut connector_ctx = ConnectorContext::new(Arc::new(local_ca), config.data_dir.clone());
+    let acme = crate::acme::OperatorSettings::load(config.acme_hooks.as_deref(), &|k| {
+        std::env::var(k).ok()
+    })?;
+    tracing::info!(settings = %acme.describe(), "ACME operator settings");
+    connector_ctx.acme = Arc::new(acme);
+    let outbound = certctl_core::outbound::Policy::parse_list(&config.outbound_allow)?;
+    tracing::info!(grants = %config.outbound_allow, "outbound grants for the server's own fetches (beyond public https on 443)");
+    connector_ctx.outbound = certctl_core::outbound::OutboundGuard::new(
+        certctl_core::outbound::Policy::public_https(outbound, crate::issuer::OUTBOUND_ALLOW),
+    );
     let issuer_types = ConnectorTypes::native();
     let registry = IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone())
         .with_secrets(config_secrets.clone())

@@ -111,6 +111,12 @@ impl Receiver {
         self.addr.to_string()
     }
 
+    /// `http://127.0.0.1:<port>`: the outbound grant that lets a plugin reach this
+    /// plain-http receiver (a grant without `http://` allows https only).
+    pub fn grant(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Answers later requests (once the queued answers are used up) with `status`.
     pub fn set_status(&self, status: u16) {
         self.state().fallback.0 = status;

@@ -21,6 +21,9 @@ pub enum Capability {
     Command(String),
     /// An outbound HTTP authority (`host` or `host:port`) that was not granted.
     Host(String),
+    /// An outbound connection the outbound guard refused for another reason than the host
+    /// not being granted at all: plain http, a port, or an address in a refused range.
+    Outbound(Box<crate::outbound::Refusal>),
 }
 
 impl fmt::Display for Capability {
@@ -29,6 +32,7 @@ impl fmt::Display for Capability {
             Self::Directory(path) => write!(f, "directory access to {}", path.display()),
             Self::Command(name) => write!(f, "command `{name}`"),
             Self::Host(host) => write!(f, "outbound host `{host}`"),
+            Self::Outbound(refusal) => write!(f, "{refusal}"),
         }
     }
 }
@@ -216,10 +220,7 @@ pub enum RuntimeError {
     },
 
     /// The plugin used a capability it was not granted.
-    #[error(
-        "plugin `{plugin}` was denied {capability}: not requested by its manifest \
-         or not granted by the operator"
-    )]
+    #[error("{}", denied_message(plugin, capability))]
     Denied {
         /// The plugin id.
         plugin: String,
@@ -295,6 +296,17 @@ impl RuntimeError {
             Self::Connector { kind, .. } => matches!(kind, ConnectorErrorKind::Unavailable),
             _ => false,
         }
+    }
+}
+
+fn denied_message(plugin: &str, capability: &Capability) -> String {
+    match capability {
+        // The guard's refusal says which rule and how to grant it.
+        Capability::Outbound(refusal) => format!("plugin `{plugin}` was denied: {refusal}"),
+        other => format!(
+            "plugin `{plugin}` was denied {other}: not requested by its manifest \
+             or not granted by the operator"
+        ),
     }
 }
 

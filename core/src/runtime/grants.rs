@@ -13,8 +13,14 @@
 //! reload = ["nginx", "-s", "reload"]
 //! ```
 //!
-//! The checks applied at call time (path canonicalisation, host matching) live in
-//! `files.rs` and `http.rs`.
+//! `hosts` entries are outbound-guard grants ([`crate::outbound::Grant`]):
+//! `hooks.slack.com` (https on 443), `localhost:2019`, `*.example.com`, `http://127.0.0.1:8080`
+//! (plain http), `10.0.0.0/8` (a range), `host:*` (any port). Loopback, private and
+//! metadata addresses are reached only through a grant naming the host, the address or
+//! its range; `*` and `*.domain` never open them.
+//!
+//! The checks applied at call time (path canonicalisation, the outbound guard) live in
+//! `files.rs`, `http.rs` and `smtp.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -40,7 +46,8 @@ pub struct PluginGrant {
     /// Directories the `files` interface may write and read under (absolute).
     #[serde(default)]
     pub directories: Vec<PathBuf>,
-    /// Outbound HTTP authorities: `host`, `host:port` or `*.domain`.
+    /// Outbound grants (HTTP and SMTP): `host`, `host:port`, `*.domain`, `http://host:port`,
+    /// an address or a CIDR range (see the module documentation).
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Command name → argument vector, executed without a shell.
@@ -88,6 +95,10 @@ impl Grants {
         };
         let grants: Grants = toml::from_str(text).map_err(|e| malformed(one_line(&e)))?;
         for (id, grant) in &grants.plugins {
+            for host in &grant.hosts {
+                host.parse::<crate::outbound::Grant>()
+                    .map_err(|e| malformed(format!("plugins.{id}.hosts: {e}")))?;
+            }
             for dir in &grant.directories {
                 if !dir.is_absolute() {
                     return Err(malformed(format!(
@@ -189,12 +200,17 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Whether a requested host pattern covers a granted one. `*` covers everything,
-/// `*.example.com` covers `*.example.com`, `a.example.com` and `a.b.example.com`;
-/// otherwise the two must be equal.
+/// Whether a requested host pattern covers a granted one (its `http://` or `https://`
+/// prefix aside). `*` covers everything, `*.example.com` covers `*.example.com`,
+/// `a.example.com` and `a.b.example.com`; otherwise the two must be equal.
 fn host_pattern_covers(request: &str, granted: &str) -> bool {
     let request = request.to_ascii_lowercase();
     let granted = granted.to_ascii_lowercase();
+    let granted = granted
+        .split_once("://")
+        .map_or(granted.as_str(), |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_owned();
     if request == "*" || request == granted {
         return true;
     }
@@ -203,32 +219,6 @@ fn host_pattern_covers(request: &str, granted: &str) -> bool {
             let granted = granted.strip_prefix("*.").unwrap_or(&granted);
             granted.ends_with(&format!(".{domain}"))
         }
-        None => false,
-    }
-}
-
-/// Whether the authority of an outgoing request (`host` or `host:port`) is allowed by
-/// one granted pattern. A pattern without a port allows any port.
-pub(crate) fn host_allowed(granted: &str, host: &str, port: Option<u16>) -> bool {
-    let granted = granted.to_ascii_lowercase();
-    let host = host.to_ascii_lowercase();
-    let (pattern_host, pattern_port) = match granted.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse::<u16>() {
-            Ok(p) => (h.to_string(), Some(p)),
-            Err(_) => (granted.clone(), None),
-        },
-        _ => (granted.clone(), None),
-    };
-    if let Some(pp) = pattern_port
-        && Some(pp) != port
-    {
-        return false;
-    }
-    if pattern_host == "*" || pattern_host == host {
-        return true;
-    }
-    match pattern_host.strip_prefix("*.") {
-        Some(domain) => host.ends_with(&format!(".{domain}")),
         None => false,
     }
 }
@@ -332,18 +322,34 @@ restart = ["systemctl", "restart", "nginx"]
 
     #[test]
     fn host_matching() {
-        assert!(host_allowed(
-            "hooks.slack.com",
-            "hooks.slack.com",
-            Some(443)
-        ));
-        assert!(host_allowed("localhost:2019", "localhost", Some(2019)));
-        assert!(!host_allowed("localhost:2019", "localhost", Some(2020)));
-        assert!(host_allowed("*.example.com", "a.b.example.com", None));
-        assert!(!host_allowed("*.example.com", "example.com", None));
-        assert!(!host_allowed("*.example.com", "evil-example.com", None));
-        assert!(!host_allowed("example.com", "example.com.evil.net", None));
         assert!(host_pattern_covers("*.slack.com", "hooks.slack.com"));
         assert!(!host_pattern_covers("*.slack.com", "slack.com.evil"));
+        assert!(host_pattern_covers(
+            "localhost:2019",
+            "http://localhost:2019"
+        ));
+        assert!(!host_pattern_covers(
+            "localhost:2019",
+            "http://localhost:2020"
+        ));
+    }
+
+    #[test]
+    fn host_grants_are_checked() {
+        let err = Grants::parse(
+            "[plugins.x]\nhosts = [\"ftp://files.example\"]\n",
+            Path::new("/g.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed grants file /g.toml: plugins.x.hosts: outbound grant `ftp://files.example`: \
+             only http:// and https:// may prefix a grant"
+        );
+        Grants::parse(
+            "[plugins.x]\nhosts = [\"http://127.0.0.1:8080\", \"10.0.0.0/8\", \"a.example:*\"]\n",
+            Path::new("/g.toml"),
+        )
+        .expect("valid grants");
     }
 }

@@ -20,6 +20,7 @@ use super::error::{Capability, ConnectorErrorKind};
 use super::files::Journal;
 use super::grants::EffectiveCapabilities;
 use super::http::HttpHooks;
+use crate::outbound::{OutboundGuard, Policy, Resolver};
 
 /// Lines a plugin may log in one call; the rest are dropped (with one warning).
 const MAX_LOG_LINES: u32 = 1000;
@@ -39,6 +40,8 @@ pub(crate) struct HostState {
     /// When the call must be over; commands are bounded by it too.
     pub(crate) deadline: Instant,
     pub(crate) hooks: HttpHooks,
+    /// The outbound guard over the plugin's `hosts` grant (wasi:http and smtp).
+    pub(crate) outbound: OutboundGuard,
     /// The STARTTLS client configuration of the `smtp` interface (built once per runtime).
     pub(crate) smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
     stderr: MemoryOutputPipe,
@@ -54,14 +57,16 @@ impl HostState {
         caps: Arc<EffectiveCapabilities>,
         memory_limit: usize,
         deadline: Instant,
-        smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
+        net: &Network,
     ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         // No preopened directories, no environment, no arguments, no sockets: the
         // only ways out are the host interfaces and the filtered wasi:http.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let outbound = outbound_guard(&plugin, &caps.hosts, net.resolver.clone());
         Self {
-            hooks: HttpHooks::new(caps.hosts.clone()),
+            hooks: HttpHooks::new(outbound.clone(), net.http_tls.clone()),
+            outbound,
             plugin,
             caps,
             limiter: MemoryLimiter {
@@ -71,7 +76,7 @@ impl HostState {
             denials: Vec::new(),
             journal: Journal::default(),
             deadline,
-            smtp_tls,
+            smtp_tls: net.smtp_tls.clone(),
             stderr,
             wasi,
             http: WasiHttpCtx::new(),
@@ -82,7 +87,10 @@ impl HostState {
 
     /// Records a refused capability and builds the `denied` error for the guest.
     pub(crate) fn deny(&mut self, capability: Capability) -> types::ConnectorError {
-        let message = format!("{capability} is not granted to plugin `{}`", self.plugin);
+        let message = match &capability {
+            Capability::Outbound(refusal) => refusal.to_string(),
+            other => format!("{other} is not granted to plugin `{}`", self.plugin),
+        };
         tracing::warn!(plugin = %self.plugin, %capability, "plugin capability denied");
         self.denials.push(capability);
         types::ConnectorError {
@@ -94,7 +102,7 @@ impl HostState {
     /// All denials of the call, from the host interfaces and from wasi:http.
     pub(crate) fn take_denials(&mut self) -> Vec<Capability> {
         let mut all = std::mem::take(&mut self.denials);
-        all.append(&mut self.hooks.denied);
+        all.append(&mut self.hooks.take_denied());
         all
     }
 
@@ -104,6 +112,36 @@ impl HostState {
             .trim()
             .to_string()
     }
+}
+
+/// What calls need to reach the network, built once per runtime.
+pub(crate) struct Network {
+    /// STARTTLS client configuration of the `smtp` interface.
+    pub(crate) smtp_tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// TLS client configuration of outbound https (webpki roots).
+    pub(crate) http_tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// How the outbound guard resolves names.
+    pub(crate) resolver: Arc<dyn Resolver>,
+}
+
+/// The guard of a plugin: only its `hosts` grant, which `Grants::parse` checked (a grant
+/// that does not parse, from a programmatic setup, is dropped with a warning).
+fn outbound_guard(plugin: &str, hosts: &[String], resolver: Arc<dyn Resolver>) -> OutboundGuard {
+    let grants = hosts
+        .iter()
+        .filter_map(|h| match h.parse() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(%plugin, error = %e, "ignoring an outbound grant");
+                None
+            }
+        })
+        .collect();
+    let policy = Policy::granted_only(
+        grants,
+        format!("the `hosts` grant of plugin `{plugin}` (CERTCTL_PLUGIN_GRANTS)"),
+    );
+    OutboundGuard::new(policy).with_resolver(resolver)
 }
 
 /// Shorthand for host interface errors.

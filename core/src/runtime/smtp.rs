@@ -2,8 +2,10 @@
 //!
 //! WASI preview 2 has no TLS sockets, so the host speaks SMTP itself, and only to
 //! what the operator allowed: the manifest must request `smtp = true` and the
-//! server's `host:port` must match the plugin's `hosts` grant (the list outbound
-//! HTTP uses). The client is deliberately small: EHLO (HELO as fallback), STARTTLS
+//! server must pass the outbound guard over the plugin's `hosts` grant (the list
+//! outbound HTTP uses: `host:port`, or `host` for ports 25 and 587; a loopback or
+//! private server only when the grant names it). The connection goes to the address
+//! the guard checked. The client is deliberately small: EHLO (HELO as fallback), STARTTLS
 //! (rustls with ring and the webpki roots plus the operator's CA bundle, if any,
 //! [`super::RuntimeConfig::smtp_ca_bundle`]; always verifying the certificate and the
 //! host name), AUTH PLAIN or LOGIN (only over TLS, or to a loopback server), MAIL
@@ -30,8 +32,9 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use super::bindings::notifier::certctl::connector::smtp;
 use super::bindings::types;
 use super::error::{Capability, RuntimeError};
-use super::grants::host_allowed;
 use super::host::{HostState, error};
+use super::http::denial;
+use crate::outbound::{Destination, OutboundError, OutboundGuard};
 
 /// Longest reply line accepted (RFC 5321 allows 512; servers exceed it a little).
 const MAX_LINE: usize = 4096;
@@ -53,23 +56,21 @@ impl smtp::Host for HostState {
             format!("{}:{}", server.host, server.port)
         };
         let host = server.host.trim_start_matches('[').trim_end_matches(']');
-        let granted = self.caps.smtp
-            && !host.is_empty()
-            && self
-                .caps
-                .hosts
-                .iter()
-                .any(|pattern| host_allowed(pattern, host, Some(server.port)));
-        if !granted {
+        if !self.caps.smtp || host.is_empty() {
             return Err(self.deny(Capability::Host(authority)));
+        }
+        let destination = Destination::smtp(host, server.port);
+        if let Err(refusal) = self.outbound.policy().check(&destination) {
+            return Err(self.deny(denial(refusal)));
         }
         let envelope = Envelope::new(&message)?;
         let data = render(&message, &envelope)?;
         tracing::info!(plugin = %self.plugin, server = %authority, recipients = envelope.to.len(), "sending e-mail");
         let tls = self.smtp_tls.clone();
-        match tokio::time::timeout_at(self.deadline, session(&server, host, tls, &envelope, &data))
-            .await
-        {
+        let guard = self.outbound.clone();
+        let session = session(&guard, &destination, &server, host, tls, &envelope, &data);
+        match tokio::time::timeout_at(self.deadline, session).await {
+            Ok(Err(SessionError::Refused(refusal))) => Err(self.deny(denial(refusal))),
             Ok(result) => result.map_err(|e| e.into_connector(&authority)),
             Err(_) => Err(error(
                 types::ErrorKind::Unavailable,
@@ -142,7 +143,9 @@ enum SessionError {
     /// The server lacks an extension the request needs: `unsupported`.
     Unsupported(String),
     /// The request cannot be sent safely as asked: `invalid-request`.
-    Refused(String),
+    Unsafe(String),
+    /// The outbound guard refused the server's address (a denial).
+    Refused(crate::outbound::Refusal),
 }
 
 impl SessionError {
@@ -166,7 +169,8 @@ impl SessionError {
                 )
             }
             Self::Unsupported(why) => error(K::Unsupported, format!("SMTP {authority}: {why}")),
-            Self::Refused(why) => error(K::InvalidRequest, format!("SMTP {authority}: {why}")),
+            Self::Unsafe(why) => error(K::InvalidRequest, format!("SMTP {authority}: {why}")),
+            Self::Refused(refusal) => error(K::Denied, refusal.to_string()),
         }
     }
 }
@@ -343,15 +347,19 @@ pub(crate) fn tls_config(ca_bundle: Option<&Path>) -> Result<Arc<ClientConfig>, 
 }
 
 async fn session(
+    guard: &OutboundGuard,
+    destination: &Destination,
     server: &smtp::SmtpServer,
     host: &str,
     tls_config: Arc<ClientConfig>,
     envelope: &Envelope,
     data: &[u8],
 ) -> Result<(), SessionError> {
-    let tcp = TcpStream::connect((host, server.port))
-        .await
-        .map_err(transport("connecting"))?;
+    let tcp: TcpStream = match guard.connect(destination).await {
+        Ok((tcp, _)) => tcp,
+        Err(OutboundError::Refused(refusal)) => return Err(SessionError::Refused(refusal)),
+        Err(e) => return Err(SessionError::Transport(format!("connecting: {e}"))),
+    };
     let loopback = tcp
         .peer_addr()
         .map(|a| a.ip().is_loopback())
@@ -390,7 +398,7 @@ async fn session(
             ));
         }
         let server_name = ServerName::try_from(host.to_string())
-            .map_err(|e| SessionError::Refused(format!("`{host}` is not a server name: {e}")))?;
+            .map_err(|e| SessionError::Unsafe(format!("`{host}` is not a server name: {e}")))?;
         let Conn { io, .. } = conn;
         let stream = TlsConnector::from(tls_config)
             .connect(server_name, io)
@@ -425,7 +433,7 @@ async fn session(
     match (&server.username, &server.password) {
         (Some(user), Some(password)) => {
             if !tls && !loopback {
-                return Err(SessionError::Refused(
+                return Err(SessionError::Unsafe(
                     "credentials are only sent over TLS (enable starttls) or to a loopback server"
                         .into(),
                 ));
@@ -434,7 +442,7 @@ async fn session(
         }
         (None, None) => {}
         _ => {
-            return Err(SessionError::Refused(
+            return Err(SessionError::Unsafe(
                 "username and password go together".into(),
             ));
         }

@@ -65,6 +65,11 @@ impl AdminApi {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The grant that lets the plugin reach this plain-http admin API.
+    fn grant(&self) -> String {
+        format!("http://{}", self.authority())
+    }
+
     /// The requests since the last call.
     fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.seen.lock().expect("lock"))
@@ -354,7 +359,7 @@ fn assert_json_request(seen: &Seen, method: &str, path: &str, api: &AdminApi) {
 async fn api_mode_creates_the_load_pem_entry_then_replaces_it_by_id() {
     let http_app = json!({"servers": {"srv0": {"listen": [":443"]}}});
     let api = AdminApi::start(json!({"apps": {"http": http_app}}));
-    let (_plugins, plugin) = caddy(vec![api.authority()]);
+    let (_plugins, plugin) = caddy(vec![api.grant()]);
     let config = json!({"mode": "api", "admin_api": api.url()});
     plugin
         .validate_config(config.to_string())
@@ -455,7 +460,7 @@ async fn api_mode_creates_the_load_pem_entry_then_replaces_it_by_id() {
 async fn api_mode_appends_to_an_existing_list_and_passes_caddys_refusal_on() {
     let other = json!({"certificate": "other", "key": "other"});
     let api = AdminApi::start(json!({"apps": {"tls": {"certificates": {"load_pem": [other]}}}}));
-    let (_plugins, plugin) = caddy(vec![api.authority()]);
+    let (_plugins, plugin) = caddy(vec![api.grant()]);
     let config = json!({"mode": "api", "admin_api": api.url(), "certificate_id": "site-a"});
 
     let out = plugin.deploy(request(&config, LEAF)).await.expect("deploy");
@@ -490,7 +495,7 @@ async fn api_mode_appends_to_an_existing_list_and_passes_caddys_refusal_on() {
     // Caddy refuses the change (here: the TLS app's certificates are not an object):
     // `rejected`, with Caddy's message, and the config stays as it was.
     let api = AdminApi::start(json!({"apps": {"tls": {"certificates": "broken"}}}));
-    let (_plugins, plugin) = caddy(vec![api.authority()]);
+    let (_plugins, plugin) = caddy(vec![api.grant()]);
     let config = json!({"mode": "api", "admin_api": api.url()});
     let err = plugin.deploy(request(&config, LEAF)).await.unwrap_err();
     assert!(
@@ -505,7 +510,10 @@ async fn api_mode_appends_to_an_existing_list_and_passes_caddys_refusal_on() {
 async fn api_mode_to_an_admin_host_not_granted_is_denied() {
     let api = AdminApi::start(json!({}));
     // Another port of the same host is another authority.
-    let (_plugins, plugin) = caddy(vec![format!("127.0.0.1:{}", api.port.wrapping_add(1))]);
+    let (_plugins, plugin) = caddy(vec![format!(
+        "http://127.0.0.1:{}",
+        api.port.wrapping_add(1)
+    )]);
     let config = json!({"mode": "api", "admin_api": api.url()});
     let err = plugin.deploy(request(&config, LEAF)).await.unwrap_err();
     assert!(
@@ -515,7 +523,7 @@ async fn api_mode_to_an_admin_host_not_granted_is_denied() {
     assert!(api.take().is_empty(), "nothing reached the admin API");
 
     // The same plugin, granted: the next call goes through.
-    let (_plugins, plugin) = caddy(vec![api.authority()]);
+    let (_plugins, plugin) = caddy(vec![api.grant()]);
     plugin
         .deploy(request(&config, LEAF))
         .await

@@ -286,7 +286,7 @@ async fn outbound_http_reaches_granted_hosts_only() {
     let grants = Grants::default().with_plugin(
         "hostile-notifier",
         PluginGrant {
-            hosts: vec![format!("127.0.0.1:{port}")],
+            hosts: vec![format!("http://127.0.0.1:{port}")],
             ..PluginGrant::default()
         },
     );

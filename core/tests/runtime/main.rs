@@ -5,6 +5,7 @@ mod caddy_api;
 mod capabilities;
 mod discovery;
 mod notifiers;
+mod outbound;
 mod sandbox;
 mod support;
 mod targets;

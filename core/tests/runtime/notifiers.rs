@@ -101,7 +101,7 @@ fn connector_kind(err: &RuntimeError) -> ConnectorErrorKind {
 #[tokio::test]
 async fn webhook_posts_the_documented_json_signed_over_the_exact_bytes() {
     let receiver = Receiver::start(&[]);
-    let (_dir, set) = notifier_set("webhook", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("webhook", &[receiver.grant()]);
     let webhook = set.notifier("webhook").expect("webhook");
     let secret = "whsec-test-secret";
     webhook
@@ -186,7 +186,7 @@ async fn receiver_errors_map_to_retryable_or_rejected() {
         (429, "slow down"),
         (400, "bad payload"),
     ]);
-    let (_dir, set) = notifier_set("webhook", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("webhook", &[receiver.grant()]);
     let webhook = set.notifier("webhook").expect("webhook");
     let config = json!({ "url": receiver.url("/hook") });
 
@@ -215,7 +215,7 @@ async fn receiver_errors_map_to_retryable_or_rejected() {
 #[tokio::test]
 async fn a_receiver_that_is_not_granted_is_denied() {
     let receiver = Receiver::start(&[]);
-    let granted_elsewhere = format!("127.0.0.1:{}", receiver.port().wrapping_add(1));
+    let granted_elsewhere = format!("http://127.0.0.1:{}", receiver.port().wrapping_add(1));
     let (_dir, set) = notifier_set("slack", &[granted_elsewhere]);
     let err = set
         .notifier("slack")
@@ -236,7 +236,7 @@ async fn a_receiver_that_is_not_granted_is_denied() {
 #[tokio::test]
 async fn slack_posts_an_incoming_webhook_message() {
     let receiver = Receiver::start(&[]);
-    let (_dir, set) = notifier_set("slack", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("slack", &[receiver.grant()]);
     let mut n = notification(json!({
         "webhook_url": receiver.url("/services/T000/B000/XXXX"),
         "channel": "#certificates",
@@ -269,7 +269,7 @@ async fn slack_posts_an_incoming_webhook_message() {
 #[tokio::test]
 async fn teams_posts_a_message_card() {
     let receiver = Receiver::start(&[(200, "1")]);
-    let (_dir, set) = notifier_set("teams", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("teams", &[receiver.grant()]);
     set.notifier("teams")
         .expect("teams")
         .notify(notification(
@@ -309,7 +309,7 @@ async fn pagerduty_triggers_an_events_v2_alert_deduplicated_by_id() {
         202,
         r#"{"status":"success","message":"Event processed","dedup_key":"notif-42"}"#,
     )]);
-    let (_dir, set) = notifier_set("pagerduty", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("pagerduty", &[receiver.grant()]);
     let mut n = notification(json!({
         "routing_key": "R0UT1NGKEY",
         "severity": "critical",
@@ -369,7 +369,7 @@ async fn opsgenie_creates_an_alert_with_genie_key_auth() {
         202,
         r#"{"result":"Request will be processed","took":0.1,"requestId":"r-1"}"#,
     )]);
-    let (_dir, set) = notifier_set("opsgenie", &[receiver.authority()]);
+    let (_dir, set) = notifier_set("opsgenie", &[receiver.grant()]);
     let mut n = notification(json!({
         "api_key": "eb243592-faa2-4ba2-a551q-1afdf565c889",
         "api_url": receiver.url("/v2/alerts"),
@@ -739,7 +739,7 @@ async fn a_notifier_that_traps_or_hangs_fails_only_its_own_call() {
     let receiver = Receiver::start(&[]);
     let plugins = plugin_dir(&["hostile-notifier", "webhook"]);
     let grant = PluginGrant {
-        hosts: vec![receiver.authority()],
+        hosts: vec![receiver.grant()],
         ..PluginGrant::default()
     };
     let grants = Grants::default()

@@ -213,7 +213,9 @@ pub enum ChannelError {
     },
 }
 
-/// The authority of a URL to grant: `host:port` when the URL names a port, else `host`.
+/// The outbound grant for a URL the operator configured: `host:port` when the URL names a
+/// port, else `host`; prefixed `http://` for a plain-http URL (the guard allows http only
+/// when the grant says so).
 fn url_authority(variable: &'static str, url: &str) -> Result<String, ChannelError> {
     let bad = |message: String| ChannelError::Setting { variable, message };
     let uri: Uri = url.parse().map_err(|e| bad(format!("not a URL ({e})")))?;
@@ -224,9 +226,14 @@ fn url_authority(variable: &'static str, url: &str) -> Result<String, ChannelErr
         .host()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("has no host".into()))?;
+    let prefix = if uri.scheme_str() == Some("http") {
+        "http://"
+    } else {
+        ""
+    };
     Ok(match uri.port_u16() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
+        Some(port) => format!("{prefix}{host}:{port}"),
+        None => format!("{prefix}{host}"),
     })
 }
 
@@ -487,7 +494,11 @@ mod tests {
             channels[0].config,
             json!({"host": "smtp.example.com", "port": 587, "starttls": true, "from": "certctl@example.com", "password": "pw"})
         );
-        assert_eq!(channels[1].hosts, ["127.0.0.1:9000"]);
+        assert_eq!(
+            channels[1].hosts,
+            ["http://127.0.0.1:9000"],
+            "a plain-http URL is granted plain http"
+        );
         assert_eq!(
             channels[1].config,
             json!({"url": "http://127.0.0.1:9000/hook", "secret": "s3cret"})
@@ -507,7 +518,7 @@ mod tests {
         );
         assert_eq!(
             grants.plugins["webhook"].hosts,
-            ["other.example", "127.0.0.1:9000"]
+            ["other.example", "http://127.0.0.1:9000"]
         );
         assert!(!format!("{:?}", channels[1]).contains("s3cret"));
     }

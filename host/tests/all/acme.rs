@@ -6,8 +6,17 @@
 //!    account key is persisted 0600; revocation through ACME is accepted;
 //! 2. EAB: the right kid/HMAC registers; a wrong HMAC for the same directory and kid,
 //!    created afterwards, still fails with Pebble's refusal (not retried, no account file);
-//! 3. DNS-01 through an operator script that drives challtestsrv's management API;
-//! 4. Pebble unreachable: the job fails with an error naming the directory URL.
+//! 3. DNS-01 through an operator-configured DNS hook that drives challtestsrv's management
+//!    API, run with a cleared environment (no admin key, no database URL);
+//! 4. Pebble unreachable: the job fails with an error naming the directory URL;
+//! 5. operator-only settings: paths and addresses in an issuer config are refused (400),
+//!    names the operator did not configure too;
+//! 6. the outbound guard: Pebble on loopback needs the operator's explicit loopback grant
+//!    (`CERTCTL_OUTBOUND_ALLOW`), refused at create (400) by address, port or scheme, and at
+//!    fetch time (the job's error) when a name resolves to loopback.
+//!
+//! The operator's side (what `CERTCTL_ACME_HOOKS` names: Pebble's HTTP-01 listener and TLS
+//! CA bundle, DNS hooks) is written by [`Pebble::hooks_file`]; issuer configs name it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,7 +27,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use certctl_core::outbound::{OutboundGuard, Policy};
+use certctl_host::acme::OperatorSettings;
+use certctl_host::issuer::ConnectorContext;
+
 use crate::support::{Api, ServerBuilder, free_port};
+
+/// The operator's explicit grant of loopback (any port) for the server's own fetches.
+pub(crate) const LOOPBACK: &str = "127.0.0.1:*";
 
 const WAIT: Duration = Duration::from_secs(60);
 const EAB_KID: &str = "kid-1";
@@ -82,6 +98,41 @@ impl Drop for Pebble {
 impl Pebble {
     pub(crate) fn ca_bundle(&self) -> PathBuf {
         self.dir.path().join("tls-ca.pem")
+    }
+
+    /// Writes an operator's ACME settings file (a new one each call): the `pebble` HTTP-01
+    /// listener (the port Pebble validates on) and the `pebble` CA bundle (its TLS CA), plus
+    /// `extra` TOML.
+    pub(crate) fn hooks_file(&self, extra: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.path().join(format!("acme-hooks-{n}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[http01_listeners]\npebble = \"127.0.0.1:{}\"\n[ca_bundles]\npebble = {:?}\n{extra}",
+                self.http_port,
+                self.ca_bundle()
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A server configured by its operator for this Pebble: the settings file and the
+    /// explicit loopback grant.
+    pub(crate) fn server(&self) -> ServerBuilder {
+        ServerBuilder::new()
+            .env("CERTCTL_ACME_HOOKS", self.hooks_file("").to_str().unwrap())
+            .env("CERTCTL_OUTBOUND_ALLOW", LOOPBACK)
+    }
+
+    /// The same operator configuration for an in-process connector context.
+    pub(crate) fn operate(&self, ctx: &mut ConnectorContext) {
+        ctx.acme = std::sync::Arc::new(
+            OperatorSettings::load(Some(&self.hooks_file("")), &|_| None).unwrap(),
+        );
+        ctx.outbound = loopback_guard();
     }
 
     pub(crate) fn client(&self) -> reqwest::Client {
@@ -354,8 +405,8 @@ pub(crate) fn acme_config(pebble: &Pebble, extra: Value) -> Value {
         "email": "ops@example.com",
         "terms_of_service_agreed": true,
         "challenge_type": "http-01",
-        "http01_listen": format!("127.0.0.1:{}", pebble.http_port),
-        "ca_bundle_path": pebble.ca_bundle(),
+        "http01_listener": "pebble",
+        "ca_bundle": "pebble",
         "order_timeout_seconds": 30,
     });
     if let (Some(c), Some(e)) = (c.as_object_mut(), extra.as_object()) {
@@ -375,7 +426,8 @@ async fn http01_issuance_against_pebble_and_revocation() {
     let pebble = Pebble::start(false).await;
     let data = tempfile::tempdir().unwrap();
     let data_path = data.path().to_path_buf();
-    let server = ServerBuilder::new()
+    let server = pebble
+        .server()
         .env("CERTCTL_KEYGEN_MODE", "server")
         .data_dir(data)
         .start()
@@ -461,7 +513,8 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
     }
     let pebble = Pebble::start(true).await;
     // With encryption at rest: the connector must get the decrypted key.
-    let server = ServerBuilder::new()
+    let server = pebble
+        .server()
         .env("CERTCTL_KEYGEN_MODE", "server")
         .env("CERTCTL_CONFIG_ENCRYPTION_KEY", crate::secrets::KEY)
         .start()
@@ -537,8 +590,28 @@ async fn eab_right_key_registers_wrong_key_fails_clearly() {
     verify_against_root(&pebble, &api, &cert).await;
 }
 
+/// Lines `NAME=value` of the environment dumps the hook scripts wrote.
+fn dumped_env(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("hook-env-"))
+        {
+            lines.extend(
+                std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    lines
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn dns01_through_an_operator_script_and_challtestsrv() {
+async fn dns01_through_an_operator_hook_with_a_cleared_environment() {
     if !have_pebble() {
         eprintln!("pebble is not installed (scripts/test installs it); skipping");
         return;
@@ -546,6 +619,9 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
     let pebble = Pebble::start(false).await;
     let d = pebble.dir.path();
     let log = d.join("dns.log");
+    let dumps = d.join("dumps");
+    std::fs::create_dir(&dumps).unwrap();
+    // Each run dumps its whole environment before doing its job.
     let script = |name: &str, endpoint: &str, with_value: bool| {
         let path = d.join(name);
         let body = if with_value {
@@ -556,7 +632,8 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         std::fs::write(
             &path,
             format!(
-                "#!/bin/sh\nset -e\ncurl -fsS -X POST -d \"{body}\" {mgmt}/{endpoint} && echo \"{name} $CERTCTL_DNS_DOMAIN $CERTCTL_DNS_FQDN done\" >> {log}\n",
+                "#!/bin/sh\nset -e\nenv > {dumps}/hook-env-{name}-$$\ncurl -fsS -X POST -d \"{body}\" {mgmt}/{endpoint} && echo \"{name} $CERTCTL_DNS_DOMAIN $CERTCTL_DNS_FQDN done\" >> {log}\n",
+                dumps = dumps.display(),
                 log = log.display(),
                 mgmt = pebble.challtest_management,
             ),
@@ -567,8 +644,19 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
     };
     let present = script("present.sh", "set-txt", true);
     let cleanup = script("cleanup.sh", "clear-txt", false);
-    let server = ServerBuilder::new()
+    // The operator's hook, with one variable of its own.
+    let hooks = pebble.hooks_file(&format!(
+        "[dns_hooks.challtest]\npresent = {present:?}\ncleanup = {cleanup:?}\nenv = {{ HOOK_ZONE = \"example.com\" }}\n"
+    ));
+    // The server's own secrets, in its environment, so their absence below means something.
+    let data = tempfile::tempdir().unwrap();
+    let database_url = certctl_host::store::default_sqlite_url(data.path());
+    let server = pebble
+        .server()
+        .env("CERTCTL_ACME_HOOKS", hooks.to_str().unwrap())
+        .env("CERTCTL_DATABASE_URL", &database_url)
         .env("CERTCTL_KEYGEN_MODE", "server")
+        .data_dir(data)
         .start()
         .await;
     let api = server.admin();
@@ -577,8 +665,7 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         "issuers",
         json!({"name": "pebble-dns", "type": "acme", "config": acme_config(&pebble, json!({
             "challenge_type": "dns-01",
-            "dns_present_script": present,
-            "dns_cleanup_script": cleanup,
+            "dns_hook": "challtest",
         }))}),
     )
     .await;
@@ -596,13 +683,49 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
         "{said}"
     );
 
+    // The hooks saw their documented variables and nothing of the server's environment.
+    let env = dumped_env(&dumps);
+    assert!(!env.is_empty(), "the hooks dumped their environment");
+    let names: std::collections::BTreeSet<&str> = env
+        .iter()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        .collect();
+    for secret in ["CERTCTL_ADMIN_API_KEY", "CERTCTL_DATABASE_URL"] {
+        assert!(
+            !names.contains(secret),
+            "{secret} leaked to the hook: {env:?}"
+        );
+    }
+    assert!(
+        !env.iter()
+            .any(|l| l.contains(crate::support::ADMIN_KEY) || l.contains(&database_url)),
+        "a server secret reached the hook: {env:?}"
+    );
+    assert!(
+        env.contains(&format!("PATH={}", certctl_host::acme::operator::HOOK_PATH)),
+        "{env:?}"
+    );
+    assert!(env.contains(&"HOOK_ZONE=example.com".to_owned()), "{env:?}");
+    assert!(
+        env.contains(&"CERTCTL_DNS_DOMAIN=acme-dns.example.com".to_owned()),
+        "{env:?}"
+    );
+    for name in &names {
+        // `sh` itself adds PWD, SHLVL and `_`.
+        assert!(
+            name.starts_with("CERTCTL_DNS_")
+                || ["PATH", "HOOK_ZONE", "PWD", "SHLVL", "_", "OLDPWD"].contains(name),
+            "undocumented variable {name} in the hook's environment: {env:?}"
+        );
+    }
+
     // DNS-PERSIST-01: Pebble 2.4 does not offer it, so the issuer falls back to DNS-01.
     let persist = created(
         &api,
         "issuers",
         json!({"name": "pebble-dns-persist", "type": "acme", "config": acme_config(&pebble, json!({
             "challenge_type": "dns-persist-01",
-            "dns_present_script": present,
+            "dns_hook": "challtest",
         }))}),
     )
     .await;
@@ -618,12 +741,182 @@ async fn dns01_through_an_operator_script_and_challtestsrv() {
     );
 }
 
+/// Executables, listen addresses and files in an issuer config are refused with 400 naming
+/// the field; so are names the operator did not configure (listing the ones that exist).
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_and_addresses_in_issuer_configs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hooks = dir.path().join("acme-hooks.toml");
+    std::fs::write(
+        &hooks,
+        format!("[dns_hooks.cloudflare]\npresent = {hook:?}\n[http01_listeners]\ninternal = \"127.0.0.1:{}\"\n", free_port()),
+    )
+    .unwrap();
+    let server = ServerBuilder::new()
+        .env("CERTCTL_ACME_HOOKS", hooks.to_str().unwrap())
+        .start()
+        .await;
+    let api = server.admin();
+    let base =
+        json!({"directory_url": "https://acme.example/dir", "terms_of_service_agreed": true});
+    let with = |k: &str, v: Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        json!({"name": format!("acme-{k}"), "type": "acme", "config": c})
+    };
+    for (field, value, instead) in [
+        ("dns_present_script", json!("/bin/sh"), "dns_hook"),
+        ("dns_cleanup_script", json!(hook), "dns_hook"),
+        ("http01_listen", json!("0.0.0.0:8080"), "http01_listener"),
+        ("http_port", json!(8080), "http01_listener"),
+        ("ca_bundle_path", json!("/etc/passwd"), "ca_bundle"),
+    ] {
+        let r = api.post("issuers", &with(field, value)).await;
+        assert_eq!(r.status, 400, "{field}: {:?}", r.body);
+        let text = r.body.to_string();
+        assert!(
+            text.contains(field) && text.contains(instead) && text.contains("operator"),
+            "{field}: {text}"
+        );
+    }
+    for (field, value, listed) in [
+        ("dns_hook", "/bin/sh", "cloudflare"),
+        ("http01_listener", "0.0.0.0:8080", "default, internal"),
+        ("ca_bundle", "/etc/ssl/certs/ca-certificates.crt", "none"),
+    ] {
+        let r = api.post("issuers", &with(field, json!(value))).await;
+        assert_eq!(r.status, 400, "{field}: {:?}", r.body);
+        let text = r.body.to_string();
+        assert!(
+            text.contains(field) && text.contains(&format!("configured: {listed}")),
+            "{field}: {text}"
+        );
+    }
+    // An update is checked the same way.
+    let ok = created(&api, "issuers", with("http01_listener", json!("internal"))).await;
+    let r = api
+        .put(
+            &format!("issuers/{ok}"),
+            &with("dns_present_script", json!("/bin/sh")),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        r.body.to_string().contains("dns_present_script"),
+        "{:?}",
+        r.body
+    );
+    // The operator's names work.
+    created(
+        &api,
+        "issuers",
+        json!({"name": "acme-dns-ok", "type": "acme", "config": {
+            "directory_url": "https://acme.example/dir", "challenge_type": "dns-01",
+            "dns_hook": "cloudflare", "http01_listener": "internal",
+        }}),
+    )
+    .await;
+}
+
+/// Pebble on loopback: refused at create without the operator's explicit grant (the
+/// loopback address, a port not granted, plain http), and at fetch time when a name
+/// resolves to loopback and the grant does not cover it; with the grant, it issues.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loopback_directory_needs_the_operators_grant() {
+    if !have_pebble() {
+        eprintln!("pebble is not installed (scripts/test installs it); skipping");
+        return;
+    }
+    let pebble = Pebble::start(false).await;
+    let hooks = pebble.hooks_file("");
+    let port = pebble
+        .directory_url
+        .trim_start_matches("https://127.0.0.1:")
+        .trim_end_matches("/dir")
+        .to_owned();
+    let body = |url: &str| {
+        let mut config = acme_config(&pebble, json!({}));
+        config["directory_url"] = json!(url);
+        json!({"name": format!("pebble-{}", url.len()), "type": "acme", "config": config})
+    };
+
+    // No grant: the loopback directory is refused when the issuer is created.
+    for (grant, url, rule) in [
+        (None, pebble.directory_url.clone(), "port"),
+        (Some("127.0.0.1"), pebble.directory_url.clone(), "port"),
+        (Some("127.0.0.1:1"), pebble.directory_url.clone(), "port"),
+        (Some("*:*"), pebble.directory_url.clone(), "loopback"),
+        (
+            Some(LOOPBACK),
+            pebble.directory_url.replace("https://", "http://"),
+            "plain http",
+        ),
+    ] {
+        let mut server = ServerBuilder::new().env("CERTCTL_ACME_HOOKS", hooks.to_str().unwrap());
+        if let Some(g) = grant {
+            server = server.env("CERTCTL_OUTBOUND_ALLOW", g);
+        }
+        let server = server.start().await;
+        let r = server.admin().post("issuers", &body(&url)).await;
+        assert_eq!(r.status, 400, "{grant:?} {url}: {:?}", r.body);
+        let text = r.body.to_string();
+        assert!(
+            text.contains("directory_url")
+                && text.contains("127.0.0.1")
+                && text.contains(rule)
+                && text.contains("CERTCTL_OUTBOUND_ALLOW"),
+            "{grant:?} {url}: {text}"
+        );
+    }
+
+    // A name resolving to loopback, with a grant that does not cover loopback: accepted
+    // at create (decided after DNS), refused when the order fetches the directory.
+    let server = ServerBuilder::new()
+        .env("CERTCTL_ACME_HOOKS", hooks.to_str().unwrap())
+        .env("CERTCTL_OUTBOUND_ALLOW", "10.0.0.0/8:*")
+        .env("CERTCTL_KEYGEN_MODE", "server")
+        .start()
+        .await;
+    let api = server.admin();
+    let url = format!("https://localhost:{port}/dir");
+    let issuer = created(&api, "issuers", body(&url)).await;
+    let (_, job) = issue(&api, &issuer, "acme-rebound.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    eprintln!("job error: {err}");
+    assert_eq!(job["status"], "Failed", "{job}");
+    assert!(
+        err.contains("localhost resolves to") && err.contains("loopback") && err.contains(&url),
+        "{job}"
+    );
+    assert!(
+        err.starts_with("invalid issuer configuration"),
+        "a refusal is not retried: {job}"
+    );
+    assert!(job["scheduled_at"].is_null(), "no retry scheduled: {job}");
+
+    // With the operator's loopback grant, the same name issues.
+    let server = pebble
+        .server()
+        .env("CERTCTL_KEYGEN_MODE", "server")
+        .start()
+        .await;
+    let api = server.admin();
+    let issuer = created(&api, "issuers", body(&url)).await;
+    let (cert, job) = issue(&api, &issuer, "acme-granted.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    verify_against_root(&pebble, &api, &cert).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_directory_fails_naming_the_url() {
     let port = free_port();
     let url = format!("https://127.0.0.1:{port}/dir");
     let server = ServerBuilder::new()
         .env("CERTCTL_KEYGEN_MODE", "server")
+        .env("CERTCTL_OUTBOUND_ALLOW", LOOPBACK)
         .start()
         .await;
     let api = server.admin();
@@ -632,7 +925,6 @@ async fn unreachable_directory_fails_naming_the_url() {
         "issuers",
         json!({"name": "nowhere", "type": "acme", "config": {
             "directory_url": url, "terms_of_service_agreed": true,
-            "http01_listen": format!("127.0.0.1:{}", free_port()),
         }}),
     )
     .await;
@@ -644,6 +936,14 @@ async fn unreachable_directory_fails_naming_the_url() {
     // Nothing else breaks: the Local CA still issues.
     let (_, local) = issue(&api, "iss-local", "still-local.example.com").await;
     assert_eq!(local["status"], "Completed", "{local}");
+}
+
+/// The guard of the server's own fetches with the operator's explicit loopback grant.
+pub(crate) fn loopback_guard() -> OutboundGuard {
+    OutboundGuard::new(Policy::public_https(
+        Policy::parse_list(LOOPBACK).unwrap(),
+        "CERTCTL_OUTBOUND_ALLOW",
+    ))
 }
 
 /// In-process (injected clock): an unreachable directory fails the job with a retryable
@@ -675,10 +975,11 @@ async fn unreachable_directory_fails_after_bounded_retries() {
         .replace_nanosecond(0)
         .unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let ctx = ConnectorContext {
-        local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
-        data_dir: path.clone(),
-    };
+    let mut ctx = ConnectorContext::new(
+        Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+        path.clone(),
+    );
+    ctx.outbound = loopback_guard();
     let registry = IssuerRegistry::new(store.clone(), ConnectorTypes::native(), ctx).start();
     let url = format!("https://127.0.0.1:{}/dir", free_port());
     let obj = |v: Value| v.as_object().unwrap().clone();
@@ -689,7 +990,6 @@ async fn unreachable_directory_fails_after_bounded_retries() {
         obj(
             json!({"name": "acme-down", "type": "acme", "enabled": true, "config": {
                 "directory_url": url, "terms_of_service_agreed": true,
-                "http01_listen": format!("127.0.0.1:{}", free_port()),
             }}),
         ),
         &clock.now_text(),
@@ -777,7 +1077,8 @@ async fn agent_keygen_csr_finalizes_the_acme_order() {
         return;
     }
     let pebble = Pebble::start(false).await;
-    let server = ServerBuilder::new()
+    let server = pebble
+        .server()
         .env("CERTCTL_KEYGEN_MODE", "agent")
         .start()
         .await;
@@ -899,4 +1200,28 @@ async fn agent_keygen_csr_finalizes_the_acme_order() {
         ],
     );
     assert!(san.contains(&format!("DNS:{name}")), "{san}");
+}
+
+/// Unusable operator settings stop the server with the variable or entry named.
+#[test]
+fn unusable_operator_settings_stop_the_server() {
+    use crate::notifications::failed_start;
+    let out = failed_start(&[("CERTCTL_OUTBOUND_ALLOW", "127.0.0.1:*,ftp://files.example")]);
+    assert!(
+        out.contains("CERTCTL_OUTBOUND_ALLOW: outbound grant `ftp://files.example`"),
+        "{out}"
+    );
+    let out = failed_start(&[("CERTCTL_ACME_DNS_PRESENT_SCRIPT", "/nonexistent/present.sh")]);
+    assert!(
+        out.contains("CERTCTL_ACME_DNS_PRESENT_SCRIPT") && out.contains("/nonexistent/present.sh"),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir.path().join("acme-hooks.toml");
+    std::fs::write(&hooks, "[dns_hooks.cloudflare]\npresent = \"cf-present\"\n").unwrap();
+    let out = failed_start(&[("CERTCTL_ACME_HOOKS", hooks.to_str().unwrap())]);
+    assert!(
+        out.contains("dns_hooks.cloudflare.present `cf-present` must be an absolute path"),
+        "{out}"
+    );
 }

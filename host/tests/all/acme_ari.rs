@@ -34,7 +34,7 @@ use certctl_host::pipeline::Pipeline;
 use certctl_host::store::{Store, certificates, jobs, records};
 
 use crate::acme::{Pebble, acme_config, have_pebble};
-use crate::support::{in_process, pipeline};
+use crate::support::{in_process_with, pipeline};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -60,7 +60,7 @@ struct ProxyState {
 }
 
 /// The proxy (actix-web over rustls with Pebble's own TLS certificate, which the issuer
-/// trusts through `ca_bundle_path`).
+/// trusts through the operator's `pebble` CA bundle).
 struct AriProxy {
     directory_url: String,
     state: Arc<ProxyState>,
@@ -271,10 +271,13 @@ struct Env {
 }
 
 impl Env {
-    async fn new(issuers: &[(&str, Value)]) -> Env {
+    async fn new(pebble: &Pebble, issuers: &[(&str, Value)]) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let (store, clock, registry) = in_process(&path, ConnectorTypes::native()).await;
+        // The operator's side, as a server would get it from CERTCTL_ACME_HOOKS and
+        // CERTCTL_OUTBOUND_ALLOW: Pebble's listener and CA bundle, loopback granted.
+        let (store, clock, registry) =
+            in_process_with(&path, ConnectorTypes::native(), |ctx| pebble.operate(ctx)).await;
         for (id, config) in issuers {
             records::create(
                 &store,
@@ -388,13 +391,16 @@ async fn ari_window_drives_renewal_with_profile_and_falls_back_to_thresholds() {
         c["directory_url"] = json!(proxy.directory_url);
         c
     };
-    let env = Env::new(&[
-        ("iss-acme-ari", via_proxy(json!({"profile": "shortlived"}))),
-        (
-            "iss-acme-bad-profile",
-            via_proxy(json!({"profile": "nonexistent"})),
-        ),
-    ])
+    let env = Env::new(
+        &pebble,
+        &[
+            ("iss-acme-ari", via_proxy(json!({"profile": "shortlived"}))),
+            (
+                "iss-acme-bad-profile",
+                via_proxy(json!({"profile": "nonexistent"})),
+            ),
+        ],
+    )
     .await;
     let cert = "mc-ari";
 

@@ -313,7 +313,7 @@ async fn failing_receiver_is_retried_then_dead_lettered_and_requeue_delivers() {
     assert_eq!(listing.body["data"][0]["config"]["secret"], "***");
     assert_eq!(
         listing.body["data"][0]["granted_hosts"],
-        json!([receiver.authority()])
+        json!([receiver.grant()])
     );
     assert!(!listing.body.to_string().contains(SECRET));
 
@@ -428,7 +428,7 @@ async fn trapping_or_hanging_notifier_fails_only_its_own_notifications() {
     let grants = Grants::default().with_plugin(
         "webhook",
         PluginGrant {
-            hosts: vec![receiver.authority()],
+            hosts: vec![receiver.grant()],
             ..PluginGrant::default()
         },
     );
@@ -931,7 +931,7 @@ async fn digest_loop_sends_after_each_interval_only_when_enabled() {
 // ---------------------------------------------------------------------------------------
 
 /// Runs the server binary until it exits (it must, within 30 s); answers its output.
-fn failed_start(env: &[(&str, &str)]) -> String {
+pub(crate) fn failed_start(env: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_certctl-server"));
     cmd.env_clear()

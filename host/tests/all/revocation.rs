@@ -1316,10 +1316,10 @@ impl InProcessServer {
         )
         .await
         .unwrap();
-        let ctx = ConnectorContext {
-            local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
-            data_dir: path.clone(),
-        };
+        let ctx = ConnectorContext::new(
+            Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+            path.clone(),
+        );
         // Seeded directly: the API refuses a type unknown to the domain enum.
         let values = json!({"name": issuer_id, "type": issuer_type, "config": {}, "enabled": true});
         records::create(

@@ -439,15 +439,26 @@ pub async fn in_process(
     path: &Path,
     types: ConnectorTypes,
 ) -> (Store, Arc<ManualClock>, Addr<IssuerRegistry>) {
+    in_process_with(path, types, |_| {}).await
+}
+
+/// [`in_process`] with the connector context changed by `edit` (operator ACME settings,
+/// outbound grants).
+pub async fn in_process_with(
+    path: &Path,
+    types: ConnectorTypes,
+    edit: impl FnOnce(&mut ConnectorContext),
+) -> (Store, Arc<ManualClock>, Addr<IssuerRegistry>) {
     let store = Store::connect(&store::default_sqlite_url(path))
         .await
         .unwrap();
     let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let ctx = ConnectorContext {
-        local_ca: Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
-        data_dir: path.to_path_buf(),
-    };
+    let mut ctx = ConnectorContext::new(
+        Arc::new(LocalCa::load_or_create(&path.join("ca")).unwrap()),
+        path.to_path_buf(),
+    );
+    edit(&mut ctx);
     let registry = IssuerRegistry::new(store.clone(), types, ctx).start();
     (store, clock, registry)
 }
