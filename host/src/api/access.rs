@@ -111,6 +111,27 @@ impl EndpointMut<'_> {
     }
 }
 
+/// `get`, `post`, … as [`Routes::add`] with the method fixed.
+macro_rules! method_shorthands {
+    ($($(#[$doc:meta])* $name:ident => $method:ident,)*) => {$(
+        $(#[$doc])*
+        pub fn $name<F, Args>(
+            &mut self,
+            path: impl Into<String>,
+            access: Access,
+            summary: &'static str,
+            handler: F,
+        ) -> EndpointMut<'_>
+        where
+            F: Handler<Args>,
+            Args: FromRequest + 'static,
+            F::Output: Responder + 'static,
+        {
+            self.add(Method::$method, path, access, summary, handler)
+        }
+    )*};
+}
+
 impl Routes {
     /// An empty table.
     pub fn new() -> Self {
@@ -146,68 +167,15 @@ impl Routes {
         EndpointMut(&mut entry.endpoints[last])
     }
 
-    /// `GET`.
-    pub fn get<F, Args>(
-        &mut self,
-        path: impl Into<String>,
-        access: Access,
-        summary: &'static str,
-        handler: F,
-    ) -> EndpointMut<'_>
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add(Method::GET, path, access, summary, handler)
-    }
-
-    /// `POST`.
-    pub fn post<F, Args>(
-        &mut self,
-        path: impl Into<String>,
-        access: Access,
-        summary: &'static str,
-        handler: F,
-    ) -> EndpointMut<'_>
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add(Method::POST, path, access, summary, handler)
-    }
-
-    /// `PUT`.
-    pub fn put<F, Args>(
-        &mut self,
-        path: impl Into<String>,
-        access: Access,
-        summary: &'static str,
-        handler: F,
-    ) -> EndpointMut<'_>
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add(Method::PUT, path, access, summary, handler)
-    }
-
-    /// `DELETE`.
-    pub fn delete<F, Args>(
-        &mut self,
-        path: impl Into<String>,
-        access: Access,
-        summary: &'static str,
-        handler: F,
-    ) -> EndpointMut<'_>
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        self.add(Method::DELETE, path, access, summary, handler)
+    method_shorthands! {
+        /// `GET`.
+        get => GET,
+        /// `POST`.
+        post => POST,
+        /// `PUT`.
+        put => PUT,
+        /// `DELETE`.
+        delete => DELETE,
     }
 
     /// Attaches app data to the resource at `path` (declared before or after its routes).

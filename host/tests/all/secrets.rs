@@ -135,7 +135,13 @@ fn is_sealed(v: &Value) -> bool {
 
 #[tokio::test]
 async fn acme_eab_hmac_key_is_encrypted_at_rest_and_masked_in_answers_and_audit() {
-    let server = ServerBuilder::new().env(KEY_VAR, KEY).start().await;
+    // The directory is never fetched; the outbound guard still wants the operator's grant
+    // for a loopback address on port 9 before it accepts the issuer.
+    let server = ServerBuilder::new()
+        .env(KEY_VAR, KEY)
+        .env("CERTCTL_OUTBOUND_ALLOW", "127.0.0.1:9")
+        .start()
+        .await;
     let api = server.admin();
     let config = json!({
         "directory_url": "https://127.0.0.1:9/directory",
