@@ -1,6 +1,6 @@
 //! Route registration with access control: every route is declared with the role it needs
 //! in the same call that registers it ([`Routes::add`]), and that declaration is the only
-//! place the decision is made. Each actix resource is wrapped by [`authorize`], which runs
+//! place the decision is made. Each actix resource is wrapped by `authorize`, which runs
 //! after routing — on the path actix matched, so percent-encoding, `//` or dot segments
 //! cannot reach a handler by another spelling than the one that was checked.
 //!
@@ -210,7 +210,7 @@ impl Routes {
 
     /// Registers every resource, literal paths before parametric ones at each segment (so
     /// `/certificates/bulk-revoke` is not swallowed by `/certificates/{id}`), each wrapped
-    /// by [`authorize`] with its own method table.
+    /// by `authorize` with its own method table.
     pub fn register(self, cfg: &mut web::ServiceConfig) {
         let mut entries = self.entries;
         entries.sort_by_key(|e| specificity(&e.path));
