@@ -236,7 +236,12 @@ async fn rotate(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body = optional_object(&body)?;
-    string_field(&body, "", &[])?;
+    if let Some(field) = body.keys().next() {
+        return Err(ApiError::field(
+            field.clone(),
+            format!("{field}: unknown field (rotation takes no body)"),
+        ));
+    }
     let key = find(&state, &id).await?;
     if key.revoked_at.is_some() {
         return Err(ApiError::Conflict(format!("API key {id} is revoked")));
