@@ -1,0 +1,350 @@
+//! Issuer connectors as WebAssembly plugins (issue #13, host side, synchronous CAs): an
+//! issuer whose `type` is the id of a loaded issuer plugin issues through it. The
+//! `http-issuer` fixture POSTs the CSR over `wasi:http` to a small HTTP "CA" run by the
+//! test (openssl signing with a throwaway CA) on 127.0.0.1, which the grants file opens
+//! to it. Covered: issuance to Active with a chain `openssl verify` accepts; a config the
+//! plugin's `validate-config` refuses is a 400 naming `config`; the CA's 401 fails the job
+//! with the CA's message and no retry; an unreachable CA is a retryable failure; a plugin
+//! that appears after start is usable after `POST /api/v1/plugins/reload`.
+
+// Test code: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use certctl_testkit::plugins::install;
+use serde_json::{Value, json};
+
+use crate::support::{Api, ServerBuilder, WAIT, free_port, openssl, openssl_ok, pem_blocks};
+
+/// The bearer token the fake CA accepts.
+const TOKEN: &str = "good-token";
+
+/// A tiny HTTP CA: `POST` a PEM CSR with `Authorization: Bearer good-token`, get the leaf
+/// (signed by a throwaway CA with openssl) and the CA certificate back. A wrong token is
+/// answered 401 with a message the job must carry.
+struct FakeCa {
+    port: u16,
+    dir: tempfile::TempDir,
+    signed: Arc<AtomicUsize>,
+}
+
+impl FakeCa {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        certctl_testkit::tls::self_signed(
+            &dir.path().join("ca.key"),
+            &dir.path().join("ca.pem"),
+            "certctl test plugin CA",
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let signed = Arc::new(AtomicUsize::new(0));
+        let (root, count) = (dir.path().to_owned(), signed.clone());
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let (root, count) = (root.clone(), count.clone());
+                std::thread::spawn(move || serve(stream, &root, n, &count));
+            }
+        });
+        Self { port, dir, signed }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/sign", self.port)
+    }
+
+    fn ca_pem(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
+fn serve(stream: TcpStream, root: &Path, n: usize, signed: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    let (mut length, mut authorized) = (0usize, false);
+    reader.read_line(&mut line).unwrap();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap() == 0 || header.trim().is_empty() {
+            break;
+        }
+        let lower = header.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+        if lower.starts_with("authorization:") && header.trim().ends_with(TOKEN) {
+            authorized = true;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let (status, answer) = if !authorized {
+        (401, "fake CA: bearer token rejected".to_owned())
+    } else {
+        let csr = root.join(format!("req-{n}.csr"));
+        let leaf = root.join(format!("leaf-{n}.pem"));
+        std::fs::write(&csr, &body).unwrap();
+        let out = openssl(
+            root,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-days",
+                "1",
+                "-copy_extensions",
+                "copyall",
+                "-out",
+                leaf.to_str().unwrap(),
+            ],
+        );
+        if out.status.success() {
+            signed.fetch_add(1, Ordering::SeqCst);
+            let leaf = std::fs::read_to_string(&leaf).unwrap();
+            let ca = std::fs::read_to_string(root.join("ca.pem")).unwrap();
+            (200, format!("{leaf}{ca}"))
+        } else {
+            (400, String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/x-pem-file\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+/// A server with the `http-issuer` plugin granted the fake CA's port and `unreachable`.
+async fn server_with_plugin(
+    tmp: &Path,
+    ca: &FakeCa,
+    unreachable: u16,
+    install_now: bool,
+) -> crate::support::TestServer {
+    let plugins = tmp.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    if install_now {
+        install(&plugins, "http-issuer", "http-issuer");
+    }
+    let grants = tmp.join("grants.toml");
+    std::fs::write(
+        &grants,
+        format!(
+            "[plugins.http-issuer]\nhosts = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{unreachable}\"]\n",
+            ca.port
+        ),
+    )
+    .unwrap();
+    ServerBuilder::new()
+        .env("CERTCTL_KEYGEN_MODE", "server")
+        .env("CERTCTL_PLUGIN_DIR", plugins.to_str().unwrap())
+        .env("CERTCTL_PLUGIN_GRANTS", grants.to_str().unwrap())
+        .start()
+        .await
+}
+
+async fn created(api: &Api, path: &str, body: Value) -> String {
+    let r = api.post(path, &body).await;
+    assert_eq!(r.status, 201, "POST {path} {body}: {:?}", r.body);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn get_ok(api: &Api, path: &str) -> Value {
+    let r = api.get(path).await;
+    assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
+    r.body
+}
+
+/// Creates a certificate on `issuer` and waits for its Issuance job to end (or to fail
+/// with a retry scheduled); returns (certificate id, job).
+async fn issue(api: &Api, issuer: &str, name: &str) -> (String, Value) {
+    let cert = created(
+        api,
+        "certificates",
+        json!({"name": name, "common_name": name, "issuer_id": issuer, "sans": [name]}),
+    )
+    .await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let jobs = get_ok(
+            api,
+            &format!("jobs?certificate_id={cert}&type=Issuance&per_page=100"),
+        )
+        .await;
+        if let Some(j) = jobs["data"].as_array().and_then(|a| a.first()) {
+            let status = j["status"].as_str().unwrap_or_default();
+            if matches!(status, "Completed" | "Failed" | "Cancelled")
+                || (status != "Running" && j["last_error"].is_string())
+            {
+                return (cert, j.clone());
+            }
+        }
+        assert!(Instant::now() < deadline, "issuance of {cert}: {jobs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn issuer_body(name: &str, url: &str, token: &str) -> Value {
+    json!({"name": name, "type": "http-issuer", "config": {"url": url, "token": token}})
+}
+
+/// Issuance through the plugin: Active, and the stored chain verifies against the CA the
+/// fake CA signed with; the token is a secret (read back as `***`).
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_issuer_issues_certificates_that_openssl_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    let server = server_with_plugin(tmp.path(), &ca, free_port(), true).await;
+    let api = server.admin();
+
+    let issuer = created(&api, "issuers", issuer_body("plugin-ca", &ca.url(), TOKEN)).await;
+    let shown = get_ok(&api, &format!("issuers/{issuer}")).await;
+    assert_eq!(shown["config"]["token"], "***", "{shown}");
+    let (cert, job) = issue(&api, &issuer, "plugin.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    let c = get_ok(&api, &format!("certificates/{cert}")).await;
+    assert_eq!(c["status"], "Active", "{c}");
+    assert_eq!(ca.signed.load(Ordering::SeqCst), 1);
+
+    let versions = get_ok(&api, &format!("certificates/{cert}/versions")).await;
+    let chain = pem_blocks(versions["data"][0]["pem_chain"].as_str().unwrap());
+    assert_eq!(chain.len(), 2, "leaf and CA: {versions}");
+    let d = tmp.path();
+    std::fs::write(d.join("leaf.pem"), &chain[0]).unwrap();
+    let said = openssl_ok(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            ca.ca_pem().to_str().unwrap(),
+            "leaf.pem",
+        ],
+    );
+    assert!(said.contains("leaf.pem: OK"), "{said}");
+    let text = openssl_ok(d, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+    assert!(text.contains("DNS:plugin.example.com"), "{text}");
+}
+
+/// The plugin's `validate-config` refuses a bad config: 400 naming `config`, with the
+/// plugin's message; an unknown type names `type`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_the_plugin_refuses_is_a_400_naming_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    let server = server_with_plugin(tmp.path(), &ca, free_port(), true).await;
+    let api = server.admin();
+
+    let r = api
+        .post(
+            "issuers",
+            &issuer_body("bad", "ftp://nowhere.example", TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let text = r.body.to_string();
+    assert!(text.contains("config"), "{text}");
+    assert!(text.contains("not an http(s) URL"), "{text}");
+
+    let r = api
+        .post(
+            "issuers",
+            &json!({"name": "x", "type": "no-such-plugin", "config": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body.to_string().contains("type"), "{:?}", r.body);
+
+    // Updates are checked too.
+    let issuer = created(&api, "issuers", issuer_body("ok", &ca.url(), TOKEN)).await;
+    let r = api
+        .put(
+            &format!("issuers/{issuer}"),
+            &json!({"config": {"url": "http://127.0.0.1:1/x", "colour": "blue"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(r.body.to_string().contains("colour"), "{:?}", r.body);
+}
+
+/// The CA's 401 fails the job for good with the CA's message; an unreachable CA is a
+/// retryable failure; neither breaks the Local CA.
+#[tokio::test(flavor = "multi_thread")]
+async fn ca_refusals_fail_the_job_and_unreachable_cas_are_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    let unreachable = free_port();
+    let server = server_with_plugin(tmp.path(), &ca, unreachable, true).await;
+    let api = server.admin();
+
+    let wrong = created(
+        &api,
+        "issuers",
+        issuer_body("wrong", &ca.url(), "bad-token"),
+    )
+    .await;
+    let (_, job) = issue(&api, &wrong, "denied.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert_eq!(job["status"], "Failed", "{job}\n{}", server.logs());
+    assert!(err.contains("fake CA: bearer token rejected"), "{job}");
+    assert!(err.contains("401"), "{job}");
+    assert!(job["scheduled_at"].is_null(), "no retry scheduled: {job}");
+
+    let nowhere = created(
+        &api,
+        "issuers",
+        issuer_body(
+            "nowhere",
+            &format!("http://127.0.0.1:{unreachable}/sign"),
+            TOKEN,
+        ),
+    )
+    .await;
+    let (_, job) = issue(&api, &nowhere, "nowhere.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert!(err.contains("unavailable"), "retryable: {job}");
+    // A retryable failure is `Failed` with the next attempt scheduled.
+    assert!(job["scheduled_at"].is_string(), "retry scheduled: {job}");
+    assert!(
+        job["attempts"].as_i64() < job["max_attempts"].as_i64(),
+        "attempts left: {job}"
+    );
+
+    let (_, local) = issue(&api, "iss-local", "still-local.example.com").await;
+    assert_eq!(local["status"], "Completed", "{local}");
+}
+
+/// A plugin copied into the directory after start is accepted as an issuer type after
+/// `POST /api/v1/plugins/reload`, without a restart, and issues.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issuer_plugin_added_at_runtime_works_after_reload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    let server = server_with_plugin(tmp.path(), &ca, free_port(), false).await;
+    let api = server.admin();
+
+    let r = api
+        .post("issuers", &issuer_body("early", &ca.url(), TOKEN))
+        .await;
+    assert_eq!(r.status, 400, "not loaded yet: {:?}", r.body);
+
+    install(&tmp.path().join("plugins"), "http-issuer", "http-issuer");
+    let r = api.post("plugins/reload", &json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    let issuer = created(&api, "issuers", issuer_body("late", &ca.url(), TOKEN)).await;
+    let (_, job) = issue(&api, &issuer, "late.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+}
