@@ -254,9 +254,9 @@ async fn a_config_the_plugin_refuses_is_a_400_naming_config() {
         )
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
-    let text = r.body.to_string();
-    assert!(text.contains("config"), "{text}");
-    assert!(text.contains("not an http(s) URL"), "{text}");
+    assert_eq!(r.body["error"]["field"], "config", "{:?}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not an http(s) URL"), "{message}");
 
     let r = api
         .post(
@@ -265,7 +265,7 @@ async fn a_config_the_plugin_refuses_is_a_400_naming_config() {
         )
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
-    assert!(r.body.to_string().contains("type"), "{:?}", r.body);
+    assert_eq!(r.body["error"]["field"], "type", "{:?}", r.body);
 
     // Updates are checked too.
     let issuer = created(&api, "issuers", issuer_body("ok", &ca.url(), TOKEN)).await;
@@ -276,6 +276,7 @@ async fn a_config_the_plugin_refuses_is_a_400_naming_config() {
         )
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.body["error"]["field"], "config", "{:?}", r.body);
     assert!(r.body.to_string().contains("colour"), "{:?}", r.body);
 }
 
@@ -339,6 +340,7 @@ async fn an_issuer_plugin_added_at_runtime_works_after_reload() {
         .post("issuers", &issuer_body("early", &ca.url(), TOKEN))
         .await;
     assert_eq!(r.status, 400, "not loaded yet: {:?}", r.body);
+    assert_eq!(r.body["error"]["field"], "type", "{:?}", r.body);
 
     install(&tmp.path().join("plugins"), "http-issuer", "http-issuer");
     let r = api.post("plugins/reload", &json!({})).await;
