@@ -13,8 +13,8 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use certctl_testkit::plugins::install;
@@ -32,6 +32,8 @@ struct FakeCa {
     port: u16,
     dir: tempfile::TempDir,
     signed: Arc<AtomicUsize>,
+    /// Bodies of `POST …/revoke` (`<serial> <reason code>`).
+    revoked: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeCa {
@@ -45,15 +47,21 @@ impl FakeCa {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let signed = Arc::new(AtomicUsize::new(0));
-        let (root, count) = (dir.path().to_owned(), signed.clone());
+        let revoked = Arc::new(Mutex::new(Vec::new()));
+        let (root, count, log) = (dir.path().to_owned(), signed.clone(), revoked.clone());
         std::thread::spawn(move || {
             for (n, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
-                let (root, count) = (root.clone(), count.clone());
-                std::thread::spawn(move || serve(stream, &root, n, &count));
+                let (root, count, log) = (root.clone(), count.clone(), log.clone());
+                std::thread::spawn(move || serve(stream, &root, n, &count, &log));
             }
         });
-        Self { port, dir, signed }
+        Self {
+            port,
+            dir,
+            signed,
+            revoked,
+        }
     }
 
     fn url(&self) -> String {
@@ -65,7 +73,13 @@ impl FakeCa {
     }
 }
 
-fn serve(stream: TcpStream, root: &Path, n: usize, signed: &AtomicUsize) {
+fn serve(
+    stream: TcpStream,
+    root: &Path,
+    n: usize,
+    signed: &AtomicUsize,
+    revoked: &Mutex<Vec<String>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     let (mut length, mut authorized) = (0usize, false);
@@ -87,6 +101,16 @@ fn serve(stream: TcpStream, root: &Path, n: usize, signed: &AtomicUsize) {
     reader.read_exact(&mut body).unwrap();
     let (status, answer) = if !authorized {
         (401, "fake CA: bearer token rejected".to_owned())
+    } else if line
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|p| p.ends_with("/revoke"))
+    {
+        revoked
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&body).into_owned());
+        (200, "revoked".to_owned())
     } else {
         let csr = root.join(format!("req-{n}.csr"));
         let leaf = root.join(format!("leaf-{n}.pem"));
@@ -236,6 +260,65 @@ async fn plugin_issuer_issues_certificates_that_openssl_verifies() {
     assert!(said.contains("leaf.pem: OK"), "{said}");
     let text = openssl_ok(d, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
     assert!(text.contains("DNS:plugin.example.com"), "{text}");
+
+    // Revocation reaches the CA through the plugin's `revoke` (serial, RFC 5280 code).
+    let serial = versions["data"][0]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .post(
+            &format!("certificates/{cert}/revoke"),
+            &json!({"reason": "keyCompromise"}),
+        )
+        .await;
+    assert!(r.status < 300, "{:?}", r.body);
+    crate::support::eventually("the CA to hear of the revocation", async || {
+        let seen = ca.revoked.lock().unwrap().clone();
+        if seen.contains(&format!("{serial} 1")) {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    })
+    .await;
+
+    // The WIT v0.1.0 world has no CA-chain export: the issuer's CA endpoint says so.
+    let r = api.get(&format!("issuers/{issuer}/ca")).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert!(
+        r.body.to_string().contains("no CA chain export"),
+        "{:?}",
+        r.body
+    );
+}
+
+/// An issuer plugin answering `pending(order-id)` fails the job with a non-retryable
+/// error saying asynchronous orders are not supported yet (the `issuer` fixture always
+/// answers pending).
+#[tokio::test(flavor = "multi_thread")]
+async fn pending_orders_fail_clearly_until_asynchronous_orders_are_supported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    install(&tmp.path().join("plugins"), "issuer", "issuer");
+    let server = server_with_plugin(tmp.path(), &ca, free_port(), true).await;
+    let api = server.admin();
+
+    let issuer = created(
+        &api,
+        "issuers",
+        json!({"name": "async", "type": "issuer", "config": {}}),
+    )
+    .await;
+    let (_, job) = issue(&api, &issuer, "async.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert_eq!(job["status"], "Failed", "{job}");
+    assert!(
+        err.contains("asynchronous orders are not supported yet")
+            && err.contains("order-async.example.com"),
+        "{job}"
+    );
+    assert!(job["scheduled_at"].is_null(), "no retry scheduled: {job}");
 }
 
 /// The plugin's `validate-config` refuses a bad config: 400 naming `config`, with the
