@@ -4,8 +4,10 @@
 //! test (openssl signing with a throwaway CA) on 127.0.0.1, which the grants file opens
 //! to it. Covered: issuance to Active with a chain `openssl verify` accepts; a config the
 //! plugin's `validate-config` refuses is a 400 naming `config`; the CA's 401 fails the job
-//! with the CA's message and no retry; an unreachable CA is a retryable failure; a plugin
-//! that appears after start is usable after `POST /api/v1/plugins/reload`.
+//! with the CA's message and no retry; an unreachable CA is a retryable failure; a trap or
+//! a timeout fails that job only; revocation reaches the CA; a pending order fails clearly
+//! (not supported yet); a plugin that appears after start is usable after
+//! `POST /api/v1/plugins/reload`.
 
 // Test code: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -158,6 +160,13 @@ async fn server_with_plugin(
     unreachable: u16,
     install_now: bool,
 ) -> crate::support::TestServer {
+    plugin_server(tmp, ca, unreachable, install_now)
+        .start()
+        .await
+}
+
+/// [`server_with_plugin`], not started yet.
+fn plugin_server(tmp: &Path, ca: &FakeCa, unreachable: u16, install_now: bool) -> ServerBuilder {
     let plugins = tmp.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     if install_now {
@@ -176,8 +185,6 @@ async fn server_with_plugin(
         .env("CERTCTL_KEYGEN_MODE", "server")
         .env("CERTCTL_PLUGIN_DIR", plugins.to_str().unwrap())
         .env("CERTCTL_PLUGIN_GRANTS", grants.to_str().unwrap())
-        .start()
-        .await
 }
 
 async fn created(api: &Api, path: &str, body: Value) -> String {
@@ -432,4 +439,43 @@ async fn an_issuer_plugin_added_at_runtime_works_after_reload() {
     let issuer = created(&api, "issuers", issuer_body("late", &ca.url(), TOKEN)).await;
     let (_, job) = issue(&api, &issuer, "late.example.com").await;
     assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+}
+
+/// Hostile guests: a plugin that traps or hangs past the call deadline fails that job
+/// only (the trap as a crash, the timeout as retryable); the same plugin with a sane
+/// config, and the Local CA, keep issuing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trapping_or_hanging_plugin_fails_only_its_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = FakeCa::start();
+    let server = plugin_server(tmp.path(), &ca, free_port(), true)
+        .env("CERTCTL_PLUGIN_CALL_TIMEOUT", "1s")
+        .start()
+        .await;
+    let api = server.admin();
+
+    let with_mode = |name: &str, mode: &str| json!({"name": name, "type": "http-issuer", "config": {"url": ca.url(), "token": TOKEN, "mode": mode}});
+    let trap = created(&api, "issuers", with_mode("trap", "trap")).await;
+    let (_, job) = issue(&api, &trap, "trap.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("crashed") && err.contains("trapped"),
+        "{job}\n{}",
+        server.logs()
+    );
+
+    let hang = created(&api, "issuers", with_mode("hang", "hang")).await;
+    let (_, job) = issue(&api, &hang, "hang.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("unavailable") && err.contains("timed out"),
+        "{job}"
+    );
+    assert!(job["scheduled_at"].is_string(), "retry scheduled: {job}");
+
+    let sane = created(&api, "issuers", issuer_body("sane", &ca.url(), TOKEN)).await;
+    let (_, job) = issue(&api, &sane, "sane.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}");
+    let (_, local) = issue(&api, "iss-local", "local-too.example.com").await;
+    assert_eq!(local["status"], "Completed", "{local}");
 }
