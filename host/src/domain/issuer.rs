@@ -40,7 +40,7 @@ pub static SPEC: ResourceSpec = ResourceSpec {
         FieldSpec::new(
             "config",
             Object,
-            "Connector configuration (validated by the connector); secrets (eab_hmac_key) read as \"***\", and \"***\" sent back keeps them",
+            "Connector configuration (validated by the connector, or the plugin's validate-config); secrets (acme's eab_hmac_key, fields a plugin marks secret) read as \"***\", and \"***\" sent back keeps them",
         )
         .default("{}"),
         FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs")
