@@ -33,6 +33,7 @@ pub const PLUGIN_KIND: &str = "issuer";
 pub struct WasmIssuer {
     plugins: Arc<PluginRegistry>,
     plugin_id: String,
+    config: Value,
     config_json: String,
 }
 
@@ -60,6 +61,7 @@ impl WasmIssuer {
         let issuer = Self {
             plugins,
             plugin_id: plugin_id.to_owned(),
+            config: config.clone(),
             config_json: config.to_string(),
         };
         issuer.plugin()?;
@@ -150,8 +152,14 @@ fn result(
 }
 
 impl IssuerConnector for WasmIssuer {
+    /// The manifest's config schema first (messages name the key), then the plugin's own
+    /// `validate-config`.
     fn validate_config(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
         Box::pin(async move {
+            if let Some(schema) = self.plugins.config_schema(PLUGIN_KIND, &self.plugin_id) {
+                crate::domain::config_schema::check(&schema, &self.config, "config")
+                    .map_err(|e| ConnectorError::Config(e.to_string()))?;
+            }
             self.plugin()?
                 .validate_config(self.config_json.clone())
                 .await

@@ -367,7 +367,21 @@ async fn a_config_the_plugin_refuses_is_a_400_naming_config() {
         .await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert_eq!(r.body["error"]["field"], "config", "{:?}", r.body);
-    assert!(r.body.to_string().contains("colour"), "{:?}", r.body);
+    // The manifest's schema speaks first, naming the key.
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("config.colour: unknown setting"),
+        "{message}"
+    );
+    let r = api
+        .put(
+            &format!("issuers/{issuer}"),
+            &json!({"config": {"url": ca.url(), "mode": "nap"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("config.mode: must be one of"), "{message}");
 }
 
 /// The CA's 401 fails the job for good with the CA's message; an unreachable CA is a
