@@ -432,7 +432,8 @@ async fn ca_refusals_fail_the_job_and_unreachable_cas_are_retried() {
 }
 
 /// A plugin copied into the directory after start is accepted as an issuer type after
-/// `POST /api/v1/plugins/reload`, without a restart, and issues.
+/// `POST /api/v1/plugins/reload`, without a restart, and issues; an issuer whose plugin
+/// was missing at start gets its connector at the next reload.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issuer_plugin_added_at_runtime_works_after_reload() {
     let tmp = tempfile::tempdir().unwrap();
@@ -452,6 +453,21 @@ async fn an_issuer_plugin_added_at_runtime_works_after_reload() {
 
     let issuer = created(&api, "issuers", issuer_body("late", &ca.url(), TOKEN)).await;
     let (_, job) = issue(&api, &issuer, "late.example.com").await;
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+
+    // A restart without the plugin leaves the issuer without a connector (its jobs fail
+    // naming the type); putting the plugin back and reloading revives it, no restart.
+    let mut server = server;
+    std::fs::remove_dir_all(tmp.path().join("plugins/http-issuer")).unwrap();
+    server.restart().await;
+    let api = server.admin();
+    let (_, job) = issue(&api, &issuer, "gone.example.com").await;
+    let err = job["last_error"].as_str().unwrap_or_default();
+    assert!(err.contains("http-issuer"), "{job}");
+    install(&tmp.path().join("plugins"), "http-issuer", "http-issuer");
+    let r = api.post("plugins/reload", &json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let (_, job) = issue(&api, &issuer, "back.example.com").await;
     assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
 }
 
