@@ -295,17 +295,4 @@ impl ConnectorTypes {
             ))),
         }
     }
-
-    /// Builds the connector and runs its deeper check ([`IssuerConnector::validate_config`]):
-    /// what issuer create/update calls before anything is stored.
-    pub async fn validate(
-        &self,
-        issuer_type: &str,
-        config: &Value,
-        ctx: &ConnectorContext,
-    ) -> Result<(), ConnectorError> {
-        self.build(issuer_type, config, ctx)?
-            .validate_config()
-            .await
-    }
 }

@@ -36,18 +36,20 @@ pub async fn validate(
         .get("config")
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    state
+    let connector = state
         .issuer_types
-        .validate(issuer_type, &config, &state.connector_ctx)
-        .await
+        .build(issuer_type, &config, &state.connector_ctx)
         .map_err(|e| match e {
             ConnectorError::NoConnector(_) => ApiError::field("type", e.to_string()),
-            // The plugin runtime itself failing is no fault of the request.
-            ConnectorError::Unavailable(_) | ConnectorError::Crashed(_) => {
-                ApiError::Unavailable(e.to_string())
-            }
             _ => ApiError::field("config", e.to_string()),
-        })
+        })?;
+    connector.validate_config().await.map_err(|e| match e {
+        // The plugin runtime failing (timeout, trap) is no fault of the request.
+        ConnectorError::Unavailable(_) | ConnectorError::Crashed(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        _ => ApiError::field("config", e.to_string()),
+    })
 }
 
 /// `GET /issuers/{id}/ca`: the issuer's CA chain as PEM.
