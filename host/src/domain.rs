@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api_call;
 pub mod audit;
 pub mod certificate;
+pub mod config_schema;
 pub mod issuer;
 pub mod job;
 pub mod job_state;

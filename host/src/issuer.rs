@@ -1,8 +1,9 @@
-//! The issuer-connector contract inside the host. Native connectors (Local CA, ACME) and,
-//! later, WASM plugin connectors implement [`IssuerConnector`]; the rest of the system only
-//! sees the trait, so it cannot tell which kind it talks to.
+//! The issuer-connector contract inside the host. Native connectors (Local CA, ACME) and
+//! issuer plugins ([`wasm::WasmIssuer`]) implement [`IssuerConnector`]; the rest of the
+//! system only sees the trait, so it cannot tell which kind it talks to.
 
 pub mod local;
+pub mod wasm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,6 +103,9 @@ pub enum ConnectorError {
     /// No connector for the issuer id (unknown, disabled or failed to start).
     #[error("{0}")]
     NoIssuer(String),
+    /// No connector type of that name: neither native nor a loaded issuer plugin.
+    #[error("{0}")]
+    NoConnector(String),
 }
 
 impl ConnectorError {
@@ -116,6 +120,13 @@ impl ConnectorError {
 
 /// An issuer connector. Methods return boxed futures so the trait stays object-safe.
 pub trait IssuerConnector: Send + Sync + 'static {
+    /// Checks the configuration more deeply than building the connector can (a plugin's
+    /// `validate-config`), without contacting the CA. Native connectors validate while
+    /// they are built and keep this default.
+    fn validate_config(&self) -> BoxFuture<'_, Result<(), ConnectorError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Signs a new certificate.
     fn issue<'a>(
         &'a self,
@@ -189,6 +200,9 @@ pub struct ConnectorContext {
     pub acme: Arc<crate::acme::OperatorSettings>,
     /// The guard of the server's own fetches (`CERTCTL_OUTBOUND_ALLOW`).
     pub outbound: certctl_core::outbound::OutboundGuard,
+    /// The loaded WebAssembly plugins: an issuer `type` that is no native connector may
+    /// be the id of a loaded issuer plugin. `None`: native connectors only.
+    pub plugins: Option<Arc<crate::plugins::PluginRegistry>>,
 }
 
 impl ConnectorContext {
@@ -202,6 +216,7 @@ impl ConnectorContext {
             outbound: certctl_core::outbound::OutboundGuard::new(
                 certctl_core::outbound::Policy::public_https(Vec::new(), OUTBOUND_ALLOW),
             ),
+            plugins: None,
         }
     }
 }
@@ -254,18 +269,30 @@ impl ConnectorTypes {
         self.factories.insert(issuer_type.to_owned(), factory);
     }
 
-    /// Builds a connector, or explains why not.
+    /// Builds a connector, or explains why not: a native type, else the id of an issuer
+    /// plugin loaded now (`ctx.plugins`).
     pub fn build(
         &self,
         issuer_type: &str,
         config: &Value,
         ctx: &ConnectorContext,
     ) -> Result<Arc<dyn IssuerConnector>, ConnectorError> {
-        let factory = self.factories.get(issuer_type).ok_or_else(|| {
-            ConnectorError::Config(format!(
-                "no connector for issuer type \"{issuer_type}\" in this build"
-            ))
-        })?;
-        factory(config, ctx)
+        if let Some(factory) = self.factories.get(issuer_type) {
+            return factory(config, ctx);
+        }
+        match &ctx.plugins {
+            Some(plugins)
+                if plugins
+                    .loaded_ids(wasm::PLUGIN_KIND)
+                    .iter()
+                    .any(|id| id == issuer_type) =>
+            {
+                wasm::WasmIssuer::new(plugins.clone(), issuer_type, config)
+                    .map(|c| Arc::new(c) as Arc<dyn IssuerConnector>)
+            }
+            _ => Err(ConnectorError::NoConnector(format!(
+                "no connector for issuer type \"{issuer_type}\" in this build and no loaded issuer plugin of that id"
+            ))),
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! - `GET /api/v1/plugins`: every discovered plugin with its manifest, the
 //!   capabilities it requested and was granted, its config schema and load error.
 //! - `POST /api/v1/plugins/reload` (admin): re-reads the grants file and re-scans the
-//!   directory; calls in flight finish on the set they started with.
+//!   directory; calls in flight finish on the set they started with, and the issuer
+//!   registry rebuilds (issuers whose plugin just appeared get a connector).
 //!
 //! The runtime itself (sandbox, manifests, grants) is `certctl_core::runtime`;
 //! issuer and notifier actors take their plugins from [`PluginRegistry::current`].
@@ -287,10 +288,19 @@ async fn list(registry: web::Data<PluginRegistry>) -> HttpResponse {
 }
 
 /// `POST /api/v1/plugins/reload` (admin): 200 with the new listing, or 400 naming
-/// the grants problem (the previous plugins stay loaded).
-async fn reload(registry: web::Data<PluginRegistry>) -> Result<HttpResponse, ApiError> {
+/// the grants problem (the previous plugins stay loaded). Issuers are rebuilt after a
+/// reload, so an issuer whose plugin was missing starts working without a restart.
+async fn reload(
+    req: actix_web::HttpRequest,
+    registry: web::Data<PluginRegistry>,
+) -> Result<HttpResponse, ApiError> {
     match registry.reload().await {
-        Ok(()) => Ok(HttpResponse::Ok().json(registry.listing())),
+        Ok(()) => {
+            if let Some(state) = req.app_data::<web::Data<crate::api::state::AppState>>() {
+                state.pipeline.issuers_changed();
+            }
+            Ok(HttpResponse::Ok().json(registry.listing()))
+        }
         Err(e @ (RuntimeError::MalformedGrants { .. } | RuntimeError::Io { .. })) => {
             Err(ApiError::field("grants", e.to_string()))
         }

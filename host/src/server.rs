@@ -229,6 +229,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     connector_ctx.outbound = certctl_core::outbound::OutboundGuard::new(
         certctl_core::outbound::Policy::public_https(outbound, crate::issuer::OUTBOUND_ALLOW),
     );
+    // Before the issuer registry: an issuer's type may be the id of an issuer plugin.
+    let channels = config.notifications.channels()?;
+    let plugins = Arc::new(
+        crate::plugins::PluginRegistry::start_with(
+            &config.plugins,
+            &config.data_dir,
+            crate::notifier::channels::implicit_grants(&channels),
+            config.notifications.smtp_ca_bundle.clone(),
+        )
+        .await,
+    );
+    connector_ctx.plugins = Some(plugins.clone());
     let issuer_types = ConnectorTypes::native();
     let registry = IssuerRegistry::new(store.clone(), issuer_types.clone(), connector_ctx.clone())
         .with_secrets(config_secrets.clone())
@@ -280,16 +292,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &config.revocation,
         &config.data_dir,
     ));
-    let channels = config.notifications.channels()?;
-    let plugins = Arc::new(
-        crate::plugins::PluginRegistry::start_with(
-            &config.plugins,
-            &config.data_dir,
-            crate::notifier::channels::implicit_grants(&channels),
-            config.notifications.smtp_ca_bundle.clone(),
-        )
-        .await,
-    );
     secrets::startup::reseal_clear(&store, &config_secrets, &plugins, &clock.now_text()).await;
     let notifications = web::Data::new(
         NotificationService::setup(

@@ -58,6 +58,13 @@ impl IssuerActor {
     }
 }
 
+impl IssuerActor {
+    /// Whether the connector was built (a config or plugin error is kept per call otherwise).
+    pub fn has_connector(&self) -> bool {
+        self.connector.is_ok()
+    }
+}
+
 impl Actor for IssuerActor {
     type Context = Context<Self>;
 }

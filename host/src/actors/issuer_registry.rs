@@ -1,6 +1,8 @@
-//! Maps issuer id → issuer actor. Rebuilt from the database at start and whenever issuers
-//! change through the API, so configuration changes apply without a restart: a changed
-//! issuer gets a new actor; in-flight calls finish on the old one.
+//! Maps issuer id → issuer actor. Rebuilt from the database at start, whenever issuers
+//! change through the API and after a plugin reload, so configuration changes apply
+//! without a restart: a changed issuer gets a new actor (in-flight calls finish on the old
+//! one), and an issuer whose connector could not be built (say its plugin was not loaded
+//! yet) gets another try.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,16 @@ pub struct IssuerRegistry {
     types: ConnectorTypes,
     ctx: ConnectorContext,
     secrets: Arc<ConfigSecrets>,
-    actors: HashMap<String, (String, Addr<IssuerActor>)>,
+    actors: HashMap<String, Running>,
+}
+
+/// A started issuer actor and what it was built from.
+struct Running {
+    /// Type and config it was built from.
+    fingerprint: String,
+    /// Whether its connector was built (a failed one is retried at the next rebuild).
+    built: bool,
+    addr: Addr<IssuerActor>,
 }
 
 impl IssuerRegistry {
@@ -100,14 +111,20 @@ impl Handler<Rebuild> for IssuerRegistry {
             for spec in specs {
                 let fingerprint = format!("{}|{}", spec.issuer_type, spec.config);
                 match act.actors.remove(&spec.id) {
-                    Some((fp, addr)) if fp == fingerprint && addr.connected() => {
-                        next.insert(spec.id.clone(), (fp, addr));
+                    Some(running)
+                        if running.fingerprint == fingerprint
+                            && running.built
+                            && running.addr.connected() =>
+                    {
+                        next.insert(spec.id.clone(), running);
                     }
                     _ => {
                         tracing::info!(issuer_id = %spec.id, issuer_type = %spec.issuer_type, "starting issuer actor");
-                        let (types, ctx, id) = (act.types.clone(), act.ctx.clone(), spec.id.clone());
-                        let addr = Supervisor::start(move |_| IssuerActor::new(spec, types, ctx));
-                        next.insert(id, (fingerprint, addr));
+                        let id = spec.id.clone();
+                        let actor = IssuerActor::new(spec, act.types.clone(), act.ctx.clone());
+                        let built = actor.has_connector();
+                        let addr = Supervisor::start(move |_| actor);
+                        next.insert(id, Running { fingerprint, built, addr });
                     }
                 }
             }
@@ -128,6 +145,6 @@ pub struct Lookup(pub String);
 impl Handler<Lookup> for IssuerRegistry {
     type Result = Option<Addr<IssuerActor>>;
     fn handle(&mut self, msg: Lookup, _ctx: &mut Context<Self>) -> Self::Result {
-        self.actors.get(&msg.0).map(|(_, a)| a.clone())
+        self.actors.get(&msg.0).map(|r| r.addr.clone())
     }
 }

@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::state::AppState;
 use crate::actors::issuer_actor::CaChain;
 use crate::actors::issuer_registry::{Lookup, Rebuild};
+use crate::issuer::ConnectorError;
 use crate::store::records;
 
 /// Routes under `/api/v1/issuers/{id}/…`.
@@ -20,8 +21,13 @@ pub fn routes(r: &mut Routes) {
     );
 }
 
-/// Refuses an issuer whose connector cannot be built from its type and config.
-pub fn validate(state: &AppState, record: &serde_json::Map<String, Value>) -> Result<(), ApiError> {
+/// Refuses an issuer whose connector cannot be built from its type and config, or whose
+/// config the connector's deeper check refuses (an issuer plugin's `validate-config`): a
+/// 400 naming `type` or `config`.
+pub async fn validate(
+    state: &AppState,
+    record: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
     let issuer_type = record
         .get("type")
         .and_then(Value::as_str)
@@ -30,20 +36,20 @@ pub fn validate(state: &AppState, record: &serde_json::Map<String, Value>) -> Re
         .get("config")
         .cloned()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    state
+    let connector = state
         .issuer_types
         .build(issuer_type, &config, &state.connector_ctx)
-        .map(|_| ())
-        .map_err(|e| {
-            ApiError::field(
-                if e.to_string().contains("no connector for issuer type") {
-                    "type"
-                } else {
-                    "config"
-                },
-                e.to_string(),
-            )
-        })
+        .map_err(|e| match e {
+            ConnectorError::NoConnector(_) => ApiError::field("type", e.to_string()),
+            _ => ApiError::field("config", e.to_string()),
+        })?;
+    connector.validate_config().await.map_err(|e| match e {
+        // The plugin runtime failing (timeout, trap) is no fault of the request.
+        ConnectorError::Unavailable(_) | ConnectorError::Crashed(_) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        _ => ApiError::field("config", e.to_string()),
+    })
 }
 
 /// `GET /issuers/{id}/ca`: the issuer's CA chain as PEM.

@@ -117,7 +117,7 @@ pub async fn create(
         values.insert(CONFIG_FIELD.to_owned(), Value::Object(plain.clone()));
     }
     if spec.path == issuer::SPEC.path {
-        super::issuers::validate(&state, &values)?;
+        super::issuers::validate(&state, &values).await?;
     }
     if let Some(plain) = plain {
         let owner = ConfigOwner {
@@ -183,7 +183,7 @@ pub async fn update(
         merged.insert(CONFIG_FIELD.to_owned(), Value::Object(config));
     }
     if spec.path == issuer::SPEC.path {
-        super::issuers::validate(&state, &merged)?;
+        super::issuers::validate(&state, &merged).await?;
     }
     if let Some(plain) = plain {
         let previous = stored_config

@@ -2,7 +2,7 @@
 
 use super::resource::{CREATED_AT, DeleteMode, FieldKind::*, FieldSpec, ResourceSpec};
 
-/// Issuer types known to this build. Native connectors first; plugin issuers join in later.
+/// The native issuer types; any other `type` must be the id of a loaded issuer plugin.
 pub const TYPES: &[&str] = &["local", "acme"];
 
 /// Config keys of a built-in issuer type that are secrets: stored encrypted, never shown
@@ -26,14 +26,21 @@ pub static SPEC: ResourceSpec = ResourceSpec {
             .required()
             .sort()
             .filter(),
-        FieldSpec::new("type", Enum(TYPES), "Connector type")
+        FieldSpec::new(
+            "type",
+            Connector {
+                builtin: TYPES,
+                plugin_kind: "issuer",
+            },
+            "Issuer connector: a built-in type (local, acme) or the id of a loaded issuer plugin",
+        )
             .required()
             .filter()
             .sort(),
         FieldSpec::new(
             "config",
             Object,
-            "Connector configuration (validated by the connector); secrets (eab_hmac_key) read as \"***\", and \"***\" sent back keeps them",
+            "Connector configuration (validated by the connector, or the plugin's validate-config); secrets (acme's eab_hmac_key, fields a plugin marks secret) read as \"***\", and \"***\" sent back keeps them",
         )
         .default("{}"),
         FieldSpec::new("enabled", Bool, "Disabled issuers accept no new jobs")

@@ -11,6 +11,7 @@ mod api_errors;
 mod api_resources;
 mod defaults;
 mod issuance;
+mod issuer_plugins;
 mod notifications;
 mod pipeline;
 mod plugins;
