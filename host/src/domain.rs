@@ -14,6 +14,7 @@ pub mod job_state;
 pub mod key_rules;
 pub mod listing;
 pub mod notification;
+pub mod order_poll;
 pub mod owner;
 pub mod policy;
 pub mod policy_violation;
