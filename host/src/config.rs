@@ -216,6 +216,14 @@ pub struct Config {
     /// A Running job whose processor has not finished within this lease is requeued.
     #[arg(long, env = "CERTCTL_JOB_LEASE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub job_lease: Duration,
+    /// How long an asynchronous issuer order (`pending(order-id)`) may stay pending before
+    /// its job fails.
+    #[arg(long, env = "CERTCTL_ISSUER_ORDER_DEADLINE", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub issuer_order_deadline: Duration,
+    /// Multiplies the order poll schedule (5 s, 15 s, 45 s, 2 m, 5 m); for tests only,
+    /// operators keep 1.0.
+    #[arg(long, env = "CERTCTL_ISSUER_POLL_SCALE", default_value_t = 1.0)]
+    pub issuer_poll_scale: f64,
     /// Agent health loop interval.
     #[arg(long, env = "CERTCTL_SCHEDULER_AGENT_HEALTH_CHECK_INTERVAL", default_value = "2m", value_parser = humantime::parse_duration)]
     pub agent_health_interval: Duration,

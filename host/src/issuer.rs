@@ -72,6 +72,15 @@ pub struct IssuanceResult {
     pub not_after: OffsetDateTime,
 }
 
+/// What an order at an issuer came to: a certificate now, or an order to poll later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderOutcome {
+    /// Signed.
+    Issued(IssuanceResult),
+    /// Accepted, not finished: poll [`IssuerConnector::order_status`] with this id.
+    Pending(String),
+}
+
 /// What an issuer can do beyond issuing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -141,6 +150,25 @@ pub trait IssuerConnector: Send + Sync + 'static {
         self.issue(req)
     }
 
+    /// Places an order for a new certificate; issuers that may answer later (WIT
+    /// `pending(order-id)`) override this. Synchronous issuers keep the default, which
+    /// is [`IssuerConnector::issue`].
+    fn place_order<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<OrderOutcome, ConnectorError>> {
+        Box::pin(async move { self.issue(req).await.map(OrderOutcome::Issued) })
+    }
+
+    /// Places a renewal order; the default is [`IssuerConnector::renew`], or
+    /// [`IssuerConnector::place_order`] for issuers that override only that.
+    fn place_renewal_order<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<OrderOutcome, ConnectorError>> {
+        Box::pin(async move { self.renew(req).await.map(OrderOutcome::Issued) })
+    }
+
     /// Tells the CA a certificate is revoked (best-effort; certctl records revocation anyway).
     fn revoke<'a>(
         &'a self,
@@ -148,7 +176,8 @@ pub trait IssuerConnector: Send + Sync + 'static {
         reason: &'a str,
     ) -> BoxFuture<'a, Result<(), ConnectorError>>;
 
-    /// Status of an asynchronous order (CAs that issue later).
+    /// Status of an asynchronous order (CAs that issue later): `Ok(None)` while it is
+    /// still pending. Must not place a new order.
     fn order_status<'a>(
         &'a self,
         order_id: &'a str,

@@ -52,6 +52,10 @@ pub struct PipelineSettings {
     pub public_url: String,
     /// Lease of a Running job.
     pub job_lease: Duration,
+    /// How long an asynchronous issuer order may stay pending (`CERTCTL_ISSUER_ORDER_DEADLINE`).
+    pub order_deadline: Duration,
+    /// Multiplier of the order poll schedule (`CERTCTL_ISSUER_POLL_SCALE`, tests only).
+    pub order_poll_scale: f64,
     /// Where server-generated keys are kept (server keygen mode only), mode 0600.
     pub server_key_dir: PathBuf,
     /// Test-only fault injection: abort the process after the issuer answered and before

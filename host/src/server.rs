@@ -271,6 +271,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             validity: config.certificate_validity,
             public_url,
             job_lease: config.job_lease,
+            order_deadline: config.issuer_order_deadline,
+            order_poll_scale: config.issuer_poll_scale,
             server_key_dir: config.data_dir.join("server-keys"),
             abort_before_commit: std::env::var("CERTCTL_FAULT_INJECT")
                 .is_ok_and(|v| v == "abort_before_commit"),

@@ -12,8 +12,8 @@ use futures_util::FutureExt as _;
 use tokio::sync::Semaphore;
 
 use crate::issuer::{
-    ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult,
-    IssuerConnector, RenewalWindow,
+    ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuerConnector,
+    OrderOutcome, RenewalWindow,
 };
 
 /// What the actor is built from (kept to rebuild the connector on restart).
@@ -93,15 +93,17 @@ pub enum IssuerCall {
     Issue(IssuanceRequest),
     /// Renewal.
     Renew(IssuanceRequest),
+    /// Poll a pending asynchronous order (never orders again).
+    OrderStatus(String),
 }
 
 /// Runs a connector call.
 #[derive(Message)]
-#[rtype(result = "Result<IssuanceResult, ConnectorError>")]
+#[rtype(result = "Result<OrderOutcome, ConnectorError>")]
 pub struct Call(pub IssuerCall);
 
 impl Handler<Call> for IssuerActor {
-    type Result = ResponseActFuture<Self, Result<IssuanceResult, ConnectorError>>;
+    type Result = ResponseActFuture<Self, Result<OrderOutcome, ConnectorError>>;
 
     fn handle(&mut self, msg: Call, _ctx: &mut Context<Self>) -> Self::Result {
         let connector = match &self.connector {
@@ -121,8 +123,15 @@ impl Handler<Call> for IssuerActor {
                 .map_err(|_| ConnectorError::Unavailable("issuer shutting down".into()))?;
             let call = async {
                 match &msg.0 {
-                    IssuerCall::Issue(req) => connector.issue(req).await,
-                    IssuerCall::Renew(req) => connector.renew(req).await,
+                    IssuerCall::Issue(req) => connector.place_order(req).await,
+                    IssuerCall::Renew(req) => connector.place_renewal_order(req).await,
+                    IssuerCall::OrderStatus(order_id) => connector
+                        .order_status(order_id)
+                        .await
+                        .map(|issued| match issued {
+                            Some(result) => OrderOutcome::Issued(result),
+                            None => OrderOutcome::Pending(order_id.clone()),
+                        }),
                 }
             };
             match AssertUnwindSafe(call).catch_unwind().await {

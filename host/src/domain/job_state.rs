@@ -100,6 +100,9 @@ pub enum JobEvent {
     TimeOut,
     /// The lease of a Running job expired (its processor died): requeue it.
     LeaseExpired,
+    /// The issuer answered with a pending order: back to the queue, to poll it later
+    /// (the order id travels with the transition).
+    AwaitOrder,
 }
 
 impl JobEvent {
@@ -118,6 +121,7 @@ impl JobEvent {
             JobEvent::Retry => "job_retried",
             JobEvent::TimeOut => "job_timed_out",
             JobEvent::LeaseExpired => "job_lease_expired",
+            JobEvent::AwaitOrder => "job_awaiting_order",
         }
     }
 }
@@ -146,6 +150,7 @@ fn verb(event: JobEvent) -> &'static str {
         JobEvent::Retry => "retried",
         JobEvent::TimeOut => "timed out",
         JobEvent::LeaseExpired => "requeued after a lost lease",
+        JobEvent::AwaitOrder => "requeued to poll its issuer order",
     }
 }
 
@@ -167,7 +172,7 @@ pub fn next(from: JobStatus, event: JobEvent) -> Result<JobStatus, InvalidTransi
         (S::Pending | S::AwaitingCSR | S::AwaitingApproval | S::Running, E::Cancel) => S::Cancelled,
         (S::Failed | S::Cancelled, E::Retry) => S::Pending,
         (S::AwaitingCSR | S::AwaitingApproval, E::TimeOut) => S::Failed,
-        (S::Running, E::LeaseExpired) => S::Pending,
+        (S::Running, E::LeaseExpired | E::AwaitOrder) => S::Pending,
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
@@ -191,6 +196,9 @@ mod tests {
         assert_eq!(s, S::AwaitingCSR);
         let s = next(s, E::CsrReceived).unwrap();
         assert_eq!(next(s, E::Start), Ok(S::Running));
+        // Asynchronous issuer: pending order, requeued, polled again.
+        assert_eq!(next(S::Running, E::AwaitOrder), Ok(S::Pending));
+        assert!(next(S::Pending, E::AwaitOrder).is_err());
     }
 
     #[test]

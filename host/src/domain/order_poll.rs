@@ -91,7 +91,10 @@ mod tests {
             let base = STEPS_SECONDS[n.min(4)] as f64;
             for draw in [-5.0, -1.0, -0.5, 0.0, 0.5, 1.0, 5.0] {
                 let d = delay(n as u32, draw, 1.0).as_secs_f64();
-                assert!(d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9, "{n} {draw} {d}");
+                assert!(
+                    d >= base * 0.8 - 1e-9 && d <= base * 1.2 + 1e-9,
+                    "{n} {draw} {d}"
+                );
             }
         }
         assert_eq!(delay(0, -1.0, 1.0), Duration::from_secs(4));

@@ -9,9 +9,10 @@
 //! (`crate::plugins`), the sandbox itself (`certctl_core::runtime`).
 //!
 //! Limits of WIT v0.1.0, which is released and never edited: the world has no CA-chain
-//! export, so [`IssuerConnector::ca_chain`] answers `unsupported`; and asynchronous orders
-//! (`pending(order-id)`) are refused with a non-retryable error until the order id can be
-//! persisted on the job for restart-resume (polling without it could order twice).
+//! export, so [`IssuerConnector::ca_chain`] answers `unsupported`. Asynchronous orders
+//! (`pending(order-id)`) come back from [`IssuerConnector::place_order`]; the pipeline
+//! persists the order id on the job and polls `order-status` later, so only callers that
+//! cannot wait (plain [`IssuerConnector::issue`]) see a pending order as an error.
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{ConnectorError, IssuanceRequest, IssuanceResult, IssuerConnector};
+use super::{ConnectorError, IssuanceRequest, IssuanceResult, IssuerConnector, OrderOutcome};
 use crate::domain::revocation::RevocationReason;
 use crate::plugins::PluginRegistry;
 
@@ -172,6 +173,21 @@ impl IssuerConnector for WasmIssuer {
         req: &'a IssuanceRequest,
     ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
         Box::pin(async move {
+            match self.place_order(req).await? {
+                OrderOutcome::Issued(result) => Ok(result),
+                OrderOutcome::Pending(order_id) => Err(ConnectorError::Unsupported(format!(
+                    "plugin `{}` answered with pending order {order_id}, which this caller cannot wait for",
+                    self.plugin_id
+                ))),
+            }
+        })
+    }
+
+    fn place_order<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<OrderOutcome, ConnectorError>> {
+        Box::pin(async move {
             let plugin = self.plugin()?;
             tracing::debug!(plugin = %self.plugin_id, job_id = %req.job_id, "issuing through plugin");
             let order = plugin
@@ -187,14 +203,38 @@ impl IssuerConnector for WasmIssuer {
             match order {
                 Order::Issued(cert) => {
                     result(&self.plugin_id, &cert.certificate_pem, &cert.chain_pem)
+                        .map(OrderOutcome::Issued)
                 }
                 Order::Pending { order_id } => {
-                    tracing::warn!(plugin = %self.plugin_id, %order_id, "issuer plugin answered with a pending order");
-                    Err(ConnectorError::Unsupported(format!(
-                        "plugin `{}` answered with pending order {order_id}: asynchronous orders are not supported yet",
-                        self.plugin_id
-                    )))
+                    tracing::info!(plugin = %self.plugin_id, job_id = %req.job_id, %order_id, "issuer plugin answered with a pending order");
+                    Ok(OrderOutcome::Pending(order_id))
                 }
+            }
+        })
+    }
+
+    fn place_renewal_order<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<OrderOutcome, ConnectorError>> {
+        self.place_order(req)
+    }
+
+    fn order_status<'a>(
+        &'a self,
+        order_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IssuanceResult>, ConnectorError>> {
+        Box::pin(async move {
+            let order = self
+                .plugin()?
+                .order_status(order_id, self.config_json.clone())
+                .await
+                .map_err(connector_error)?;
+            match order {
+                Order::Issued(cert) => {
+                    result(&self.plugin_id, &cert.certificate_pem, &cert.chain_pem).map(Some)
+                }
+                Order::Pending { .. } => Ok(None),
             }
         })
     }

@@ -1,5 +1,7 @@
 //! One issuance attempt of a started job: the CSR, policy checks, the request to the
-//! issuer actor, and committing the issued version (with its notifications). Deciding
+//! issuer actor (a new order, or the status of the order the job already placed), a
+//! pending order persisted on the job and the job requeued for its next poll, and
+//! committing the issued version (with its notifications). Deciding
 //! whether to start lives in `process`; policy evaluation in `policy`; what a failure does
 //! to the job in `failure`.
 
@@ -7,11 +9,13 @@ use super::failure::Failure;
 use super::{Pipeline, system};
 use crate::actors::issuer_actor::{Call, IssuerCall};
 use crate::actors::issuer_registry::{Lookup, Rebuild};
+use crate::domain::job_state::JobEvent;
 use crate::domain::key_rules::ProfileRules;
+use crate::domain::order_poll::{self, NextPoll};
 use crate::domain::policy::IssuanceFacts;
-use crate::issuer::{ConnectorError, IssuanceRequest};
+use crate::issuer::{ConnectorError, IssuanceRequest, OrderOutcome};
 use crate::store::certificates::{self, Certificate, IssuedVersion};
-use crate::store::jobs::Job;
+use crate::store::jobs::{self, Changes, Job};
 use crate::store::notifications::{self, NewNotification};
 
 impl Pipeline {
@@ -113,10 +117,12 @@ impl Pipeline {
                     })?
             }
         };
-        let call = if job.job_type == "Renewal" {
-            IssuerCall::Renew(request)
-        } else {
-            IssuerCall::Issue(request)
+        // A job that already placed an order polls it: ordering again could make the CA
+        // issue twice (after a restart, or the previous poll's requeue).
+        let call = match &job.issuer_order_id {
+            Some(order_id) => IssuerCall::OrderStatus(order_id.clone()),
+            None if job.job_type == "Renewal" => IssuerCall::Renew(request),
+            None => IssuerCall::Issue(request),
         };
         let result = match addr.send(Call(call)).await {
             Ok(r) => r,
@@ -124,10 +130,16 @@ impl Pipeline {
                 "issuer actor unavailable: {e}"
             ))),
         };
-        let issued = result.map_err(|e| Failure {
+        let outcome = result.map_err(|e| Failure {
             retryable: e.is_retryable(),
             message: e.to_string(),
         })?;
+        let issued = match outcome {
+            OrderOutcome::Issued(issued) => issued,
+            OrderOutcome::Pending(order_id) => {
+                return self.await_order(job, &order_id, &csr_pem).await;
+            }
+        };
         if self.settings.abort_before_commit {
             tracing::error!(job_id = %job.id, "fault injection: aborting before commit");
             std::process::abort();
@@ -190,6 +202,66 @@ impl Pipeline {
                 tracing::warn!(job_id = %job.id, "job was already completed elsewhere; result discarded")
             }
         }
+        Ok(())
+    }
+
+    /// The issuer has not finished `order_id`: records it on the job (a new order, with its
+    /// CSR, so a restart polls it instead of ordering again) and requeues the job for its
+    /// next poll, releasing the lease; past the order's deadline the attempt fails.
+    async fn await_order(&self, job: &Job, order_id: &str, csr_pem: &str) -> Result<(), Failure> {
+        let now = self.now();
+        let new_order = job.issuer_order_id.as_deref() != Some(order_id);
+        let placed_at = match (&job.issuer_order_placed_at, new_order) {
+            (Some(t), false) => certctl_core::timestamp::parse(t).unwrap_or(now),
+            _ => now,
+        };
+        let polls_done = if new_order {
+            0
+        } else {
+            u32::try_from(job.issuer_order_polls).unwrap_or(u32::MAX)
+        };
+        let draw = rand::random::<f64>() * 2.0 - 1.0;
+        let next = order_poll::next_poll(
+            placed_at,
+            polls_done,
+            now,
+            self.settings.order_deadline,
+            draw,
+            self.settings.order_poll_scale,
+        );
+        let NextPoll::At(at) = next else {
+            return Err(Failure::fatal(format!(
+                "issuer order {order_id} was still pending at its deadline ({} after it was placed at {})",
+                humantime::format_duration(self.settings.order_deadline),
+                certctl_core::timestamp::format(placed_at)
+            )));
+        };
+        let next_poll = certctl_core::timestamp::format(at);
+        tracing::info!(job_id = %job.id, %order_id, %next_poll, polls = polls_done, "issuer order pending; job requeued to poll it");
+        jobs::transition(
+            &self.store,
+            &job.id,
+            JobEvent::AwaitOrder,
+            Changes {
+                scheduled_at: Some(Some(next_poll.clone())),
+                issuer_order: new_order.then(|| {
+                    (
+                        order_id.to_owned(),
+                        certctl_core::timestamp::format(placed_at),
+                    )
+                }),
+                csr_pem: (new_order && job.csr_pem.is_none()).then(|| csr_pem.to_owned()),
+                count_order_poll: !new_order,
+                details: Some(
+                    serde_json::json!({"issuer_order_id": order_id, "next_poll": next_poll}),
+                ),
+                ..Changes::default()
+            },
+            &self.now_text(),
+            &system(),
+        )
+        .await
+        .map_err(|e| Failure::retryable(e.to_string()))?;
         Ok(())
     }
 }

@@ -80,7 +80,8 @@ impl Pipeline {
             JobEvent::Start,
             Changes {
                 lease_expires_at: Some(certctl_core::timestamp::format(lease)),
-                count_attempt: true,
+                // Polling an order the job already placed is the same attempt.
+                count_attempt: job.issuer_order_id.is_none(),
                 ..Changes::default()
             },
             &now,

@@ -37,6 +37,13 @@ pub struct Job {
     pub csr_pem: Option<String>,
     /// Not before this time.
     pub scheduled_at: Option<String>,
+    /// The issuer's id of a pending asynchronous order placed for this job: while set, the
+    /// job polls that order instead of ordering again.
+    pub issuer_order_id: Option<String>,
+    /// When that order was placed (its deadline counts from here).
+    pub issuer_order_placed_at: Option<String>,
+    /// Order-status polls made so far.
+    pub issuer_order_polls: i64,
     /// Last change.
     pub updated_at: String,
     /// Creation.
@@ -64,7 +71,7 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
-const COLUMNS: &str = "id, type, certificate_id, target_id, agent_id, status, attempts, max_attempts, last_error, csr_pem, scheduled_at, updated_at, created_at";
+const COLUMNS: &str = "id, type, certificate_id, target_id, agent_id, status, attempts, max_attempts, last_error, csr_pem, scheduled_at, updated_at, created_at, issuer_order_id, issuer_order_placed_at, issuer_order_polls";
 
 fn decode(row: &AnyRow) -> Result<Job, StoreError> {
     let status: String = row.try_get(5)?;
@@ -83,6 +90,9 @@ fn decode(row: &AnyRow) -> Result<Job, StoreError> {
         scheduled_at: row.try_get(10)?,
         updated_at: row.try_get(11)?,
         created_at: row.try_get(12)?,
+        issuer_order_id: row.try_get(13)?,
+        issuer_order_placed_at: row.try_get(14)?,
+        issuer_order_polls: row.try_get(15)?,
     })
 }
 
@@ -243,6 +253,10 @@ pub struct Changes {
     pub count_attempt: bool,
     /// Reset attempts to zero (manual retry).
     pub reset_attempts: bool,
+    /// Records a pending issuer order (id, placed at) on the job.
+    pub issuer_order: Option<(String, String)>,
+    /// Add one order-status poll.
+    pub count_order_poll: bool,
     /// Extra audit details.
     pub details: Option<Value>,
 }
@@ -291,6 +305,16 @@ pub async fn transition_in(
             sql.push(", lease_expires_at = NULL");
         }
     }
+    if let Some((order_id, placed_at)) = &changes.issuer_order {
+        sql.push(", issuer_order_id = ")
+            .bind_text(order_id.clone())
+            .push(", issuer_order_placed_at = ")
+            .bind_text(placed_at.clone())
+            .push(", issuer_order_polls = 0");
+    }
+    if changes.count_order_poll {
+        sql.push(", issuer_order_polls = issuer_order_polls + 1");
+    }
     if changes.count_attempt {
         sql.push(", attempts = attempts + 1");
     }
@@ -316,6 +340,9 @@ pub async fn transition_in(
     }
     if let Some(Some(e)) = &changes.last_error {
         details["error"] = Value::String(e.clone());
+    }
+    if let Some((order_id, _)) = &changes.issuer_order {
+        details["issuer_order_id"] = Value::String(order_id.clone());
     }
     if let Some(Value::Object(extra)) = changes.details {
         for (k, v) in extra {

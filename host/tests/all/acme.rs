@@ -1020,6 +1020,8 @@ async fn unreachable_directory_fails_after_bounded_retries() {
             validity: Duration::from_secs(30 * 86_400),
             public_url: "https://certctl.test".into(),
             job_lease: Duration::from_secs(300),
+            order_deadline: Duration::from_secs(24 * 3600),
+            order_poll_scale: 1.0,
             server_key_dir: path.join("server-keys"),
             abort_before_commit: false,
         },

@@ -5,8 +5,9 @@
 //! to it. Covered: issuance to Active with a chain `openssl verify` accepts; a config the
 //! plugin's `validate-config` refuses is a 400 naming `config`; the CA's 401 fails the job
 //! with the CA's message and no retry; an unreachable CA is a retryable failure; a trap or
-//! a timeout fails that job only; revocation reaches the CA; a pending order fails clearly
-//! (not supported yet); a plugin that appears after start is usable after
+//! a timeout fails that job only; revocation reaches the CA; an asynchronous CA (pending
+//! three times, then issued) is polled to Active, across a kill -9 of the server, with
+//! exactly one order at the CA; a plugin that appears after start is usable after
 //! `POST /api/v1/plugins/reload`.
 
 // Test code: a panic is the failure report.
@@ -36,7 +37,24 @@ struct FakeCa {
     signed: Arc<AtomicUsize>,
     /// Bodies of `POST …/revoke` (`<serial> <reason code>`).
     revoked: Arc<Mutex<Vec<String>>>,
+    /// Asynchronous orders (`POST …/orders` with the CSR, `POST …/orders/<id>` to poll).
+    orders: Arc<Orders>,
 }
+
+/// The fake CA's asynchronous side: each order answers `pending` to its first
+/// [`PENDING_POLLS`] polls, then the signed chain.
+#[derive(Default)]
+struct Orders {
+    /// Orders placed (the CSR of each, by index = order number).
+    placed: Mutex<Vec<Vec<u8>>>,
+    /// Status polls received.
+    polls: AtomicUsize,
+    /// Polls per order so far.
+    per_order: Mutex<std::collections::HashMap<usize, usize>>,
+}
+
+/// How many polls of an order are answered `pending` before it is issued.
+const PENDING_POLLS: usize = 3;
 
 impl FakeCa {
     fn start() -> Self {
@@ -50,12 +68,19 @@ impl FakeCa {
         let port = listener.local_addr().unwrap().port();
         let signed = Arc::new(AtomicUsize::new(0));
         let revoked = Arc::new(Mutex::new(Vec::new()));
-        let (root, count, log) = (dir.path().to_owned(), signed.clone(), revoked.clone());
+        let orders = Arc::new(Orders::default());
+        let (root, count, log, book) = (
+            dir.path().to_owned(),
+            signed.clone(),
+            revoked.clone(),
+            orders.clone(),
+        );
         std::thread::spawn(move || {
             for (n, stream) in listener.incoming().enumerate() {
                 let Ok(stream) = stream else { continue };
-                let (root, count, log) = (root.clone(), count.clone(), log.clone());
-                std::thread::spawn(move || serve(stream, &root, n, &count, &log));
+                let (root, count, log, book) =
+                    (root.clone(), count.clone(), log.clone(), book.clone());
+                std::thread::spawn(move || serve(stream, &root, n, &count, &log, &book));
             }
         });
         Self {
@@ -63,6 +88,7 @@ impl FakeCa {
             dir,
             signed,
             revoked,
+            orders,
         }
     }
 
@@ -81,6 +107,7 @@ fn serve(
     n: usize,
     signed: &AtomicUsize,
     revoked: &Mutex<Vec<String>>,
+    orders: &Orders,
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -101,8 +128,31 @@ fn serve(
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
+    let path = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     let (status, answer) = if !authorized {
         (401, "fake CA: bearer token rejected".to_owned())
+    } else if path.ends_with("/orders") {
+        let mut placed = orders.placed.lock().unwrap();
+        placed.push(body);
+        (200, format!("ord-{}", placed.len() - 1))
+    } else if let Some(id) = path.rsplit_once("/orders/ord-").map(|(_, id)| id) {
+        orders.polls.fetch_add(1, Ordering::SeqCst);
+        let number: usize = id.parse().unwrap();
+        let polls = {
+            let mut per_order = orders.per_order.lock().unwrap();
+            let p = per_order.entry(number).or_default();
+            *p += 1;
+            *p
+        };
+        match orders.placed.lock().unwrap().get(number).cloned() {
+            None => (404, format!("fake CA: no order ord-{number}")),
+            Some(_) if polls <= PENDING_POLLS => (200, "pending".to_owned()),
+            Some(csr) => sign(root, n, &csr, signed),
+        }
     } else if line
         .split_whitespace()
         .nth(1)
@@ -114,36 +164,7 @@ fn serve(
             .push(String::from_utf8_lossy(&body).into_owned());
         (200, "revoked".to_owned())
     } else {
-        let csr = root.join(format!("req-{n}.csr"));
-        let leaf = root.join(format!("leaf-{n}.pem"));
-        std::fs::write(&csr, &body).unwrap();
-        let out = openssl(
-            root,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                csr.to_str().unwrap(),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-days",
-                "1",
-                "-copy_extensions",
-                "copyall",
-                "-out",
-                leaf.to_str().unwrap(),
-            ],
-        );
-        if out.status.success() {
-            signed.fetch_add(1, Ordering::SeqCst);
-            let leaf = std::fs::read_to_string(&leaf).unwrap();
-            let ca = std::fs::read_to_string(root.join("ca.pem")).unwrap();
-            (200, format!("{leaf}{ca}"))
-        } else {
-            (400, String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        sign(root, n, &body, signed)
     };
     let mut stream = stream;
     let _ = write!(
@@ -151,6 +172,40 @@ fn serve(
         "HTTP/1.1 {status} X\r\ncontent-type: application/x-pem-file\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
         answer.len()
     );
+}
+
+/// Signs a PEM CSR with the throwaway CA: (HTTP status, leaf + CA PEM or openssl's error).
+fn sign(root: &Path, n: usize, body: &[u8], signed: &AtomicUsize) -> (u16, String) {
+    let csr = root.join(format!("req-{n}.csr"));
+    let leaf = root.join(format!("leaf-{n}.pem"));
+    std::fs::write(&csr, body).unwrap();
+    let out = openssl(
+        root,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr.to_str().unwrap(),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            "1",
+            "-copy_extensions",
+            "copyall",
+            "-out",
+            leaf.to_str().unwrap(),
+        ],
+    );
+    if out.status.success() {
+        signed.fetch_add(1, Ordering::SeqCst);
+        let leaf = std::fs::read_to_string(&leaf).unwrap();
+        let ca = std::fs::read_to_string(root.join("ca.pem")).unwrap();
+        (200, format!("{leaf}{ca}"))
+    } else {
+        (400, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// A server with the `http-issuer` plugin granted the fake CA's port and `unreachable`.
@@ -300,32 +355,82 @@ async fn plugin_issuer_issues_certificates_that_openssl_verifies() {
     );
 }
 
-/// An issuer plugin answering `pending(order-id)` fails the job with a non-retryable
-/// error saying asynchronous orders are not supported yet (the `issuer` fixture always
-/// answers pending).
+/// An asynchronous CA (`"mode": "async"`: each order is `pending` to its first three
+/// polls, then issued): the job places one order, persists its id, and polls it on the
+/// shortened schedule (`CERTCTL_ISSUER_POLL_SCALE`); a kill -9 while the order is pending
+/// and a restart resume polling that order, never a second one, and the certificate ends
+/// Active with the CA's chain.
 #[tokio::test(flavor = "multi_thread")]
-async fn pending_orders_fail_clearly_until_asynchronous_orders_are_supported() {
+async fn asynchronous_orders_are_polled_across_a_restart_and_ordered_once() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = FakeCa::start();
-    install(&tmp.path().join("plugins"), "issuer", "issuer");
-    let server = server_with_plugin(tmp.path(), &ca, free_port(), true).await;
+    let mut server = plugin_server(tmp.path(), &ca, free_port(), true)
+        .env("CERTCTL_ISSUER_POLL_SCALE", "0.1")
+        .env("CERTCTL_SCHEDULER_JOB_PROCESSOR_INTERVAL", "200ms")
+        .start()
+        .await;
     let api = server.admin();
-
     let issuer = created(
         &api,
         "issuers",
-        json!({"name": "async", "type": "issuer", "config": {}}),
+        json!({"name": "async-ca", "type": "http-issuer",
+               "config": {"url": ca.url(), "token": TOKEN, "mode": "async"}}),
     )
     .await;
-    let (_, job) = issue(&api, &issuer, "async.example.com").await;
-    let err = job["last_error"].as_str().unwrap_or_default();
-    assert_eq!(job["status"], "Failed", "{job}");
-    assert!(
-        err.contains("asynchronous orders are not supported yet")
-            && err.contains("order-async.example.com"),
-        "{job}"
+    let cert = created(
+        &api,
+        "certificates",
+        json!({"name": "async.example.com", "common_name": "async.example.com",
+               "issuer_id": issuer, "sans": ["async.example.com"]}),
+    )
+    .await;
+
+    // The order is placed and polled once (so its id is on the job), still pending.
+    crate::support::eventually("the first poll of the order", async || {
+        let polls = ca.orders.polls.load(Ordering::SeqCst);
+        if polls >= 1 {
+            Ok(())
+        } else {
+            Err(format!("{polls} polls\n{}", server.logs()))
+        }
+    })
+    .await;
+    assert!(ca.orders.polls.load(Ordering::SeqCst) <= PENDING_POLLS);
+    server.kill();
+    server.restart().await;
+    let api = server.admin();
+
+    let deadline = Instant::now() + WAIT * 2;
+    let job = loop {
+        let jobs = get_ok(
+            &api,
+            &format!("jobs?certificate_id={cert}&type=Issuance&per_page=100"),
+        )
+        .await;
+        let j = jobs["data"][0].clone();
+        if matches!(
+            j["status"].as_str(),
+            Some("Completed" | "Failed" | "Cancelled")
+        ) {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "{jobs}\n{}", server.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["status"], "Completed", "{job}\n{}", server.logs());
+    let c = get_ok(&api, &format!("certificates/{cert}")).await;
+    assert_eq!(c["status"], "Active", "{c}");
+    assert_eq!(
+        ca.orders.placed.lock().unwrap().len(),
+        1,
+        "exactly one order"
     );
-    assert!(job["scheduled_at"].is_null(), "no retry scheduled: {job}");
+    assert!(ca.orders.polls.load(Ordering::SeqCst) > PENDING_POLLS);
+    assert_eq!(ca.signed.load(Ordering::SeqCst), 1);
+    let versions = get_ok(&api, &format!("certificates/{cert}/versions")).await;
+    assert_eq!(versions["data"].as_array().unwrap().len(), 1, "{versions}");
+    let chain = pem_blocks(versions["data"][0]["pem_chain"].as_str().unwrap());
+    assert_eq!(chain.len(), 2, "leaf and CA: {versions}");
 }
 
 /// The plugin's `validate-config` refuses a bad config: 400 naming `config`, with the
