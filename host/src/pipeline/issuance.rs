@@ -118,7 +118,16 @@ impl Pipeline {
             }
         };
         // A job that already placed an order polls it: ordering again could make the CA
-        // issue twice (after a restart, or the previous poll's requeue).
+        // issue twice (after a restart, or the previous poll's requeue). Past the order's
+        // deadline (e.g. the CA stayed unreachable while polling) the attempt fails first.
+        if let (Some(order_id), Some(placed_at)) =
+            (&job.issuer_order_id, &job.issuer_order_placed_at)
+        {
+            let placed_at = certctl_core::timestamp::parse(placed_at).unwrap_or(self.now());
+            if self.now() >= placed_at + self.settings.order_deadline {
+                return Err(self.order_deadline_passed(job, order_id, placed_at).await);
+            }
+        }
         let call = match &job.issuer_order_id {
             Some(order_id) => IssuerCall::OrderStatus(order_id.clone()),
             None if job.job_type == "Renewal" => IssuerCall::Renew(request),
@@ -230,11 +239,7 @@ impl Pipeline {
             self.settings.order_poll_scale,
         );
         let NextPoll::At(at) = next else {
-            return Err(Failure::fatal(format!(
-                "issuer order {order_id} was still pending at its deadline ({} after it was placed at {})",
-                humantime::format_duration(self.settings.order_deadline),
-                certctl_core::timestamp::format(placed_at)
-            )));
+            return Err(self.order_deadline_passed(job, order_id, placed_at).await);
         };
         let next_poll = certctl_core::timestamp::format(at);
         tracing::info!(job_id = %job.id, %order_id, %next_poll, polls = polls_done, "issuer order pending; job requeued to poll it");
@@ -263,5 +268,23 @@ impl Pipeline {
         .await
         .map_err(|e| Failure::retryable(e.to_string()))?;
         Ok(())
+    }
+
+    /// The failure of a job whose order outlived its deadline; the order is forgotten so
+    /// an operator's retry orders anew.
+    async fn order_deadline_passed(
+        &self,
+        job: &Job,
+        order_id: &str,
+        placed_at: time::OffsetDateTime,
+    ) -> Failure {
+        if let Err(e) = jobs::clear_issuer_order(&self.store, &job.id).await {
+            return Failure::retryable(e.to_string());
+        }
+        Failure::fatal(format!(
+            "issuer order {order_id} was still pending at its deadline ({} after it was placed at {})",
+            humantime::format_duration(self.settings.order_deadline),
+            certctl_core::timestamp::format(placed_at)
+        ))
     }
 }

@@ -370,6 +370,18 @@ pub async fn transition_in(
     })
 }
 
+/// Forgets the job's issuer order (its deadline passed), so an operator's retry orders
+/// anew instead of polling an order the CA gave up on.
+pub async fn clear_issuer_order(store: &Store, id: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(
+        store.dialect(),
+        "UPDATE jobs SET issuer_order_id = NULL, issuer_order_placed_at = NULL, issuer_order_polls = 0 WHERE id = ",
+    );
+    sql.bind_text(id);
+    sql.query().execute(store.pool()).await?;
+    Ok(())
+}
+
 /// Applies `event` in its own transaction.
 pub async fn transition(
     store: &Store,
