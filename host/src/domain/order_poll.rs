@@ -26,7 +26,8 @@ pub enum NextPoll {
     DeadlineExceeded,
 }
 
-/// The delay before poll number `polls_done + 1`: the step for that poll, scaled by
+/// The delay before the next poll once `polls_done` polls were made (0: the order was just
+/// placed): the step for that poll, scaled by
 /// `scale` (tests shorten the schedule; operators keep 1.0), with jitter `draw` in
 /// [-1, 1] mapped to ±[`JITTER`].
 pub fn delay(polls_done: u32, draw: f64, scale: f64) -> Duration {

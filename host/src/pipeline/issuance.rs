@@ -224,10 +224,12 @@ impl Pipeline {
             (Some(t), false) => certctl_core::timestamp::parse(t).unwrap_or(now),
             _ => now,
         };
+        // Polls made, this one included: picks the step (5 s after placing the order, 15 s
+        // after the first poll, …).
         let polls_done = if new_order {
             0
         } else {
-            u32::try_from(job.issuer_order_polls).unwrap_or(u32::MAX)
+            u32::try_from(job.issuer_order_polls.saturating_add(1)).unwrap_or(u32::MAX)
         };
         let draw = rand::random::<f64>() * 2.0 - 1.0;
         let next = order_poll::next_poll(

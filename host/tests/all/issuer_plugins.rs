@@ -365,7 +365,7 @@ async fn asynchronous_orders_are_polled_across_a_restart_and_ordered_once() {
     let tmp = tempfile::tempdir().unwrap();
     let ca = FakeCa::start();
     let mut server = plugin_server(tmp.path(), &ca, free_port(), true)
-        .env("CERTCTL_ISSUER_POLL_SCALE", "0.1")
+        .env("CERTCTL_ISSUER_POLL_SCALE", "0.05")
         .env("CERTCTL_SCHEDULER_JOB_PROCESSOR_INTERVAL", "200ms")
         .start()
         .await;

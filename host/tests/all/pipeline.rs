@@ -28,7 +28,7 @@ use certctl_host::domain::{certificate, issuer, renewal_policy};
 use certctl_host::issuer::local::LocalIssuer;
 use certctl_host::issuer::{
     ConnectorContext, ConnectorError, ConnectorTypes, IssuanceRequest, IssuanceResult,
-    IssuerConnector,
+    IssuerConnector, OrderOutcome,
 };
 use certctl_host::notifier::{Notifier, Notifiers};
 use certctl_host::pipeline::Pipeline;
@@ -101,6 +101,22 @@ impl Env {
             1,
             "one issuer actor"
         );
+    }
+
+    /// Seeds one more issuer (the registry then holds `n` actors; not asserted).
+    async fn seed_issuer_more(&self, id: &str, issuer_type: &str) {
+        let values = json!({"name": id, "type": issuer_type, "config": {}, "enabled": true});
+        records::create(
+            &self.store,
+            &issuer::SPEC,
+            id,
+            obj(values),
+            &self.now(),
+            &Actor::system(),
+        )
+        .await
+        .unwrap();
+        self.registry.send(Rebuild).await.unwrap().unwrap();
     }
 
     /// Creates a certificate the way the API does: with its Issuance job in the same transaction.
@@ -896,4 +912,184 @@ async fn failing_notifier_backs_off_then_dead_letters() {
         5,
         "exactly five delivery attempts"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Asynchronous issuer orders
+// ---------------------------------------------------------------------------------------
+
+/// An asynchronous CA over the Local CA: `place_order` answers `pending(ord-N)`; the order
+/// is issued at its `ready_after`-th status poll (`usize::MAX`: never).
+struct Deferred {
+    inner: LocalIssuer,
+    ready_after: usize,
+    orders: Arc<std::sync::Mutex<Vec<IssuanceRequest>>>,
+    polls: Arc<AtomicUsize>,
+}
+
+impl IssuerConnector for Deferred {
+    fn issue<'a>(
+        &'a self,
+        _req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<IssuanceResult, ConnectorError>> {
+        Box::pin(async { Err(ConnectorError::Unsupported("asynchronous only".into())) })
+    }
+
+    fn place_order<'a>(
+        &'a self,
+        req: &'a IssuanceRequest,
+    ) -> BoxFuture<'a, Result<OrderOutcome, ConnectorError>> {
+        let mut orders = self.orders.lock().unwrap();
+        orders.push(req.clone());
+        let id = format!("ord-{}", orders.len() - 1);
+        Box::pin(async move { Ok(OrderOutcome::Pending(id)) })
+    }
+
+    fn order_status<'a>(
+        &'a self,
+        order_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IssuanceResult>, ConnectorError>> {
+        Box::pin(async move {
+            let polls = self.polls.fetch_add(1, Ordering::SeqCst) + 1;
+            let n: usize = order_id.trim_start_matches("ord-").parse().unwrap();
+            let req = self.orders.lock().unwrap()[n].clone();
+            if polls < self.ready_after {
+                return Ok(None);
+            }
+            self.inner.issue(&req).await.map(Some)
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        serial_hex: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), ConnectorError>> {
+        self.inner.revoke(serial_hex, reason)
+    }
+
+    fn ca_chain(&self) -> Result<String, ConnectorError> {
+        self.inner.ca_chain()
+    }
+}
+
+/// Registers a [`Deferred`] type; answers its (orders, polls) counters.
+fn register_deferred(
+    types: &mut ConnectorTypes,
+    name: &str,
+    ready_after: usize,
+) -> (
+    Arc<std::sync::Mutex<Vec<IssuanceRequest>>>,
+    Arc<AtomicUsize>,
+) {
+    let orders = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let (o, p) = (orders.clone(), polls.clone());
+    types.register(
+        name,
+        Arc::new(move |_config: &Value, ctx: &ConnectorContext| {
+            Ok(Arc::new(Deferred {
+                inner: LocalIssuer::from_config(&json!({}), ctx)?,
+                ready_after,
+                orders: o.clone(),
+                polls: p.clone(),
+            }) as Arc<dyn IssuerConnector>)
+        }),
+    );
+    (orders, polls)
+}
+
+/// A pending order is stored on the job and the job requeued (lease released, no extra
+/// attempt) for the first backoff step, 5 s ± 20 %; polls follow the schedule; the order is
+/// placed once and the certificate ends Active. An order still pending at its deadline
+/// (24 h) fails the job clearly and is forgotten.
+#[actix::test]
+async fn pending_orders_are_persisted_polled_on_the_backoff_and_bounded_by_the_deadline() {
+    let mut types = ConnectorTypes::native();
+    let (orders, polls) = register_deferred(&mut types, "deferred", 3);
+    let (never_orders, _) = register_deferred(&mut types, "never", usize::MAX);
+    let env = Env::new(types).await;
+    env.seed_issuer("iss-deferred", "deferred").await;
+    env.create_certificate("mc-async", "iss-deferred", None)
+        .await;
+    let pipeline = env.pipeline(KeygenMode::Server, 30);
+
+    let job = env.due_for("mc-async").await.remove(0);
+    let job_id = job.id.clone();
+    pipeline.process(job).await.unwrap();
+    let waiting = env.job(&job_id).await;
+    assert_eq!(
+        waiting.status,
+        JobStatus::Pending,
+        "{:?}",
+        waiting.last_error
+    );
+    assert_eq!(waiting.issuer_order_id.as_deref(), Some("ord-0"));
+    assert_eq!(waiting.attempts, 1);
+    assert!(
+        waiting.csr_pem.is_some(),
+        "the CSR the order was placed with is kept"
+    );
+    let next =
+        |j: &Job| certctl_core::timestamp::parse(j.scheduled_at.as_deref().unwrap()).unwrap();
+    let delay = next(&waiting) - env.clock.now();
+    assert!(
+        delay >= Duration::seconds(4) && delay <= Duration::seconds(6),
+        "{delay}"
+    );
+    assert!(
+        env.due_for("mc-async").await.is_empty(),
+        "not due before its poll"
+    );
+
+    // Two pending polls (15 s, then 45 s ± 20 %), then issued at the third.
+    for (poll, step) in [(1, 15), (2, 45)] {
+        env.clock.set(next(&env.job(&job_id).await));
+        pipeline
+            .process(env.due_for("mc-async").await.remove(0))
+            .await
+            .unwrap();
+        let j = env.job(&job_id).await;
+        assert_eq!(j.status, JobStatus::Pending);
+        assert_eq!((j.issuer_order_polls, j.attempts), (poll, 1));
+        let delay = (next(&j) - env.clock.now()).as_seconds_f64();
+        let step = f64::from(step);
+        assert!(
+            delay >= step * 0.8 - 1.0 && delay <= step * 1.2 + 1.0,
+            "{delay}"
+        );
+    }
+    env.clock.set(next(&env.job(&job_id).await));
+    pipeline
+        .process(env.due_for("mc-async").await.remove(0))
+        .await
+        .unwrap();
+    let done = env.job(&job_id).await;
+    assert_eq!(done.status, JobStatus::Completed, "{:?}", done.last_error);
+    assert_eq!(env.certificate("mc-async").await.status, "Active");
+    assert_eq!(orders.lock().unwrap().len(), 1, "one order");
+    assert_eq!(polls.load(Ordering::SeqCst), 3);
+
+    // The deadline: an order that never finishes fails its job after 24 h.
+    env.seed_issuer_more("iss-never", "never").await;
+    env.create_certificate("mc-never", "iss-never", None).await;
+    let job = env.due_for("mc-never").await.remove(0);
+    let never_id = job.id.clone();
+    pipeline.process(job).await.unwrap();
+    assert_eq!(env.job(&never_id).await.status, JobStatus::Pending);
+    env.clock.advance(Duration::hours(25));
+    pipeline
+        .process(env.due_for("mc-never").await.remove(0))
+        .await
+        .unwrap();
+    let failed = env.job(&never_id).await;
+    assert_eq!(failed.status, JobStatus::Failed);
+    let error = failed.last_error.clone().unwrap();
+    assert!(
+        error.contains("ord-0") && error.contains("deadline"),
+        "{error}"
+    );
+    assert!(failed.scheduled_at.is_none(), "no automatic retry");
+    assert_eq!(failed.issuer_order_id, None, "a manual retry orders anew");
+    assert_eq!(never_orders.lock().unwrap().len(), 1);
 }
