@@ -317,24 +317,7 @@ async fn get_ok(api: &Api, path: &str) -> Value {
 
 /// Waits for the certificate's Issuance job to end; returns it.
 async fn issuance_done(api: &Api, cert: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let jobs = get_ok(
-            api,
-            &format!("jobs?certificate_id={cert}&type=Issuance&per_page=100"),
-        )
-        .await;
-        if let Some(j) = jobs["data"].as_array().and_then(|a| a.first()) {
-            let status = j["status"].as_str().unwrap_or_default();
-            if matches!(status, "Completed" | "Failed" | "Cancelled")
-                || (status != "Running" && j["last_error"].is_string())
-            {
-                return j.clone();
-            }
-        }
-        assert!(Instant::now() < deadline, "issuance of {cert}: {jobs}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::support::issuance_done(api, cert, WAIT).await
 }
 
 async fn issue(api: &Api, issuer: &str, name: &str) -> (String, Value) {

@@ -263,24 +263,8 @@ async fn issue(api: &Api, issuer: &str, name: &str) -> (String, Value) {
         json!({"name": name, "common_name": name, "issuer_id": issuer, "sans": [name]}),
     )
     .await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let jobs = get_ok(
-            api,
-            &format!("jobs?certificate_id={cert}&type=Issuance&per_page=100"),
-        )
-        .await;
-        if let Some(j) = jobs["data"].as_array().and_then(|a| a.first()) {
-            let status = j["status"].as_str().unwrap_or_default();
-            if matches!(status, "Completed" | "Failed" | "Cancelled")
-                || (status != "Running" && j["last_error"].is_string())
-            {
-                return (cert, j.clone());
-            }
-        }
-        assert!(Instant::now() < deadline, "issuance of {cert}: {jobs}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let job = crate::support::issuance_done(api, &cert, WAIT).await;
+    (cert, job)
 }
 
 fn issuer_body(name: &str, url: &str, token: &str) -> Value {

@@ -508,3 +508,28 @@ pub async fn notification_row(
         r.try_get(3).unwrap(),
     )
 }
+
+/// Waits up to `limit` for the certificate's Issuance job to end — finished, or failed with a
+/// retry scheduled (not Running and carrying an error) — and returns the job.
+pub async fn issuance_done(api: &Api, cert: &str, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = api
+            .get(&format!(
+                "jobs?certificate_id={cert}&type=Issuance&per_page=100"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "GET jobs of {cert}: {:?}", r.body);
+        let jobs = r.body;
+        if let Some(j) = jobs["data"].as_array().and_then(|a| a.first()) {
+            let status = j["status"].as_str().unwrap_or_default();
+            if matches!(status, "Completed" | "Failed" | "Cancelled")
+                || (status != "Running" && j["last_error"].is_string())
+            {
+                return j.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "issuance of {cert}: {jobs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
